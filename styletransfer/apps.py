@@ -1,0 +1,9 @@
+"""App config for styletransfer: imports no engine, so web processes never load torch."""
+
+from django.apps import AppConfig
+
+
+class StyleTransferConfig(AppConfig):
+    name = "styletransfer"
+    verbose_name = "Style transfer"
+    default_auto_field = "django.db.models.BigAutoField"
