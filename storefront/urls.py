@@ -1,0 +1,28 @@
+"""URLs of the demo shop: the catalogue, the two apps, the admin, and media in the demo."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+from . import views
+
+shop_patterns = [
+    path("", views.catalogue, name="catalogue"),
+    path("c/<slug:slug>/", views.category, name="category"),
+    path("p/<slug:slug>/", views.product, name="product"),
+]
+
+urlpatterns = [
+    path("", include((shop_patterns, "storefront"))),
+    path("admin/", admin.site.urls),
+]
+
+if settings.SERVE_MEDIA:
+    urlpatterns += [
+        re_path(
+            rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$",
+            serve,
+            {"document_root": settings.MEDIA_ROOT},
+        )
+    ]

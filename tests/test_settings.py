@@ -1,0 +1,59 @@
+"""Settings come from the environment with safe defaults."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings_in_fresh_process(env: dict, expr: str) -> str:
+    code = (
+        f"import django, os; django.setup(); from django.conf import settings as s; print({expr})"
+    )
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG", "MEDIA_ROOT"}
+    }
+    clean["DJANGO_SETTINGS_MODULE"] = "storefront.settings"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_embedded_default_needs_no_services(tmp_path):
+    env = {"STOREFRONT_VAR_DIR": str(tmp_path)}
+    assert _settings_in_fresh_process(env, "s.DEBUG") == "False"
+    assert _settings_in_fresh_process(env, "s.DATABASES['default']['ENGINE']").endswith("sqlite3")
+    assert _settings_in_fresh_process(env, "s.CELERY_BROKER_URL") == "filesystem://"
+    assert _settings_in_fresh_process(env, "s.MEDIA_ROOT") == str(tmp_path / "media")
+
+
+def test_environment_overrides(tmp_path):
+    env = {
+        "STOREFRONT_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": "postgres://shop@db.example:5433/shop",
+        "CELERY_BROKER_URL": "redis://broker.example:6379/0",
+        "MEDIA_ROOT": str(tmp_path / "files"),
+        "DJANGO_DEBUG": "1",
+    }
+    assert _settings_in_fresh_process(env, "s.DATABASES['default']['HOST']") == "db.example"
+    assert _settings_in_fresh_process(env, "s.CELERY_BROKER_URL") == "redis://broker.example:6379/0"
+    assert _settings_in_fresh_process(env, "s.MEDIA_ROOT") == str(tmp_path / "files")
+    assert _settings_in_fresh_process(env, "s.DEBUG") == "True"
+
+
+def test_secret_key_is_not_in_the_repository(tmp_path):
+    env = {"STOREFRONT_VAR_DIR": str(tmp_path)}
+    key = _settings_in_fresh_process(env, "s.SECRET_KEY")
+    assert len(key) >= 50
+    assert key not in (ROOT / "storefront" / "settings.py").read_text()
+    assert key == _settings_in_fresh_process(env, "s.SECRET_KEY"), "kept across restarts"
