@@ -1,0 +1,275 @@
+"""Image input and output for the engines: safe decoding, resizing, product masks, colour spaces."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
+
+from .base import Canvas, InputImageError
+
+WHITE = np.ones(3, dtype=np.float32)
+
+
+def open_image(
+    source: str | Path | bytes | BinaryIO, *, max_pixels: int = 40_000_000
+) -> Image.Image:
+    """Decode `source` into an upright RGB or RGBA image, or raise InputImageError."""
+    data = _read_source(source)
+    if not data:
+        raise InputImageError("the image file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns before it refuses; a warning-sized image is already a bomb to us.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise InputImageError("the image has no pixels")
+            if width * height > max_pixels:
+                raise InputImageError(
+                    f"the image is {width}x{height} px, over the limit of {max_pixels:,} pixels"
+                )
+            image.seek(0)  # first frame of animations
+            image.load()
+    except InputImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputImageError(f"refused a decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise InputImageError("the file is not an image Pillow can read") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise InputImageError(f"the image is corrupt or truncated: {exc}") from exc
+    # Broken EXIF may cost the picture its rotation, never the picture.
+    with contextlib.suppress(Exception):
+        image = ImageOps.exif_transpose(image) or image
+    return _normalise_mode(image)
+
+
+def _read_source(source: str | Path | bytes | BinaryIO) -> bytes:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    if isinstance(source, str | Path):
+        try:
+            return Path(source).read_bytes()
+        except OSError as exc:
+            raise InputImageError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    try:
+        return source.read()
+    except (OSError, ValueError) as exc:
+        raise InputImageError(f"cannot read the image stream: {exc}") from exc
+
+
+def _normalise_mode(image: Image.Image) -> Image.Image:
+    """Everything becomes RGB, or RGBA when some pixel is actually transparent."""
+    icc = image.info.get("icc_profile")
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        image = _to_8bit_grey(image)
+    elif mode == "CMYK" and icc:
+        image = _icc_to_srgb(image, icc, "RGB") or image.convert("RGB")
+        icc = None
+    elif mode in ("P", "PA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGB")
+    if icc and image.mode == "RGB":
+        image = _icc_to_srgb(image, icc, "RGB") or image
+    if image.mode == "RGBA":
+        if image.getchannel("A").getextrema()[0] == 255:
+            image = image.convert("RGB")
+        elif icc:
+            rgb = _icc_to_srgb(image.convert("RGB"), icc, "RGB")
+            if rgb is not None:
+                rgb.putalpha(image.getchannel("A"))
+                image = rgb
+    image.info.pop("icc_profile", None)
+    return image
+
+
+def _to_8bit_grey(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)
+    top = values.max(initial=0.0)
+    scale = 1.0 if top <= 1.0 and image.mode == "F" else (255.0 if top <= 255 else 65535.0)
+    grey = np.clip(np.rint(values / scale * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
+
+
+def _icc_to_srgb(image: Image.Image, icc: bytes, mode: str) -> Image.Image | None:
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        return ImageCms.profileToProfile(image, source, srgb, outputMode=mode)
+    except Exception:  # a broken profile means "assume sRGB", not "reject the photo"
+        return None
+
+
+def fit_within(image: Image.Image, size: int) -> Image.Image:
+    """Downscale so the longest side is at most `size` px (never upscales)."""
+    if max(image.size) <= size:
+        return image
+    return resize_longest(image, size)
+
+
+def resize_longest(image: Image.Image, size: int) -> Image.Image:
+    """Scale (up or down) so the longest side is exactly `size` px, keeping the aspect ratio."""
+    width, height = image.size
+    scale = size / max(width, height)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if target == image.size:
+        return image
+    return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def to_float(image: Image.Image) -> np.ndarray:
+    """uint8 image -> float32 array in 0..1."""
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def to_image(pixels: np.ndarray) -> Image.Image:
+    """float array in 0..1 (H x W x 3) -> RGB image, rounded."""
+    return Image.fromarray(np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8))
+
+
+def flatten_on(image: Image.Image, background: np.ndarray = WHITE) -> tuple[np.ndarray, np.ndarray]:
+    """RGB float pixels composited on `background`, and the alpha (ones when opaque)."""
+    pixels = to_float(image)
+    if image.mode != "RGBA":
+        return pixels[..., :3], np.ones(pixels.shape[:2], dtype=np.float32)
+    alpha = pixels[..., 3]
+    rgb = pixels[..., :3] * alpha[..., None] + background * (1.0 - alpha[..., None])
+    return rgb.astype(np.float32), alpha
+
+
+def prepare_canvas(content: Image.Image, style: Image.Image, *, size: int, mode: str) -> Canvas:
+    """Resize both images to the output size and find the product mask in product mode."""
+    if content.mode not in ("RGB", "RGBA"):
+        content = _normalise_mode(content)
+    if style.mode != "RGB":
+        style = _normalise_mode(style).convert("RGB")
+    content = resize_longest(content, size)
+    style_pixels = to_float(resize_longest(style, size))
+    pixels, alpha = flatten_on(content)
+    if mode != "product":
+        return Canvas(content=pixels, style=style_pixels, mask=None)
+    if content.mode == "RGBA":
+        return Canvas(content=pixels, style=style_pixels, mask=alpha, backdrop=WHITE.copy())
+    mask, backdrop = estimate_product_mask(pixels)
+    return Canvas(content=pixels, style=style_pixels, mask=mask, backdrop=backdrop)
+
+
+def estimate_product_mask(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Product coverage (H x W, 0..1) of a photo shot on a plain background, and that colour.
+
+    The background is the border's dominant colour; a pixel is background when it is close
+    to it *and* connected to the border, so white print on a white shirt stays product.
+    """
+    from scipy import ndimage
+
+    height, width = pixels.shape[:2]
+    ring = max(1, round(0.02 * min(height, width)))
+    border = np.concatenate(
+        [
+            pixels[:ring].reshape(-1, 3),
+            pixels[-ring:].reshape(-1, 3),
+            pixels[:, :ring].reshape(-1, 3),
+            pixels[:, -ring:].reshape(-1, 3),
+        ]
+    )
+    backdrop = np.median(border, axis=0).astype(np.float32)
+    border_distance = np.abs(border - backdrop).max(axis=1)
+    if np.mean(border_distance < 0.08) < 0.6:
+        raise InputImageError(
+            "product mode needs a transparent or plain background; this image has neither"
+        )
+    # The threshold adapts to the background's own noise (JPEG, gradients, paper texture).
+    threshold = float(np.clip(3.0 * np.quantile(border_distance, 0.9), 0.04, 0.15))
+    near = np.abs(pixels - backdrop).max(axis=2) < threshold
+    labels, _ = ndimage.label(near)
+    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge_labels[edge_labels > 0])
+    product = ~background
+    # Drop specks (dust, JPEG noise) far smaller than any product.
+    product = ndimage.binary_opening(product, iterations=1)
+    labels, count = ndimage.label(product)
+    if count:
+        areas = ndimage.sum_labels(product, labels, index=np.arange(1, count + 1))
+        keep = np.flatnonzero(areas >= 0.002 * height * width) + 1
+        product = np.isin(labels, keep)
+    coverage = product.mean()
+    if coverage < 0.005 or coverage > 0.98:
+        raise InputImageError("no product stands out from the background in product mode")
+    # A one-pixel feather gives the cut-out an anti-aliased edge without eating the product.
+    mask = ndimage.gaussian_filter(product.astype(np.float32), sigma=0.7)
+    mask = np.where(ndimage.binary_erosion(product, iterations=2), 1.0, mask)
+    return mask.astype(np.float32), backdrop
+
+
+def finish(
+    stylised: np.ndarray,
+    canvas: Canvas,
+    *,
+    sharpen: float = 0.0,
+    denoise: float = 0.0,
+    mode: str = "whole",
+) -> Image.Image:
+    """Light post-processing, then the product's own pixels back on top in product mode."""
+    image = to_image(stylised)
+    if denoise > 0:
+        smooth = image.filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.GaussianBlur(0.6))
+        image = Image.blend(image, smooth, float(denoise))
+    if sharpen > 0:
+        image = image.filter(
+            ImageFilter.UnsharpMask(radius=1.5, percent=round(200 * sharpen), threshold=2)
+        )
+    if mode != "product" or canvas.mask is None:
+        return image
+    backdrop = to_float(image)
+    coverage = canvas.mask[..., None]
+    # content = coverage * product + (1 - coverage) * plain backdrop, so swapping the plain
+    # backdrop for the painted one keeps the product's premultiplied colour exactly.
+    out = canvas.content + (1.0 - coverage) * (backdrop - canvas.backdrop)
+    return to_image(out)
+
+
+# --- colour spaces (sRGB D65 <-> CIE Lab), vectorised over any leading shape ---
+
+_RGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_D65 = np.array([0.95047, 1.0, 1.08883])
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in 0..1 -> CIE Lab (L in 0..100)."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _RGB_TO_XYZ.T / _D65
+    delta = 6.0 / 29.0
+    f = np.where(xyz > delta**3, np.cbrt(xyz), xyz / (3 * delta**2) + 4.0 / 29.0)
+    lightness = 116.0 * f[..., 1] - 16.0
+    return np.stack(
+        [lightness, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], axis=-1
+    )
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIE Lab -> sRGB in 0..1 (clipped)."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    delta = 6.0 / 29.0
+    xyz = np.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0)) * _D65
+    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
+    rgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.clip(rgb, 0.0, 1.0)
