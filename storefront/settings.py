@@ -151,6 +151,19 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Render workers take one job at a time: a render is long, and a prefetched job would wait
+# behind it instead of going to an idle GPU.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+if CELERY_BROKER_URL.startswith("redis"):
+    # An unacknowledged job (its worker died) is delivered again after this many seconds;
+    # longer than the longest render, so a slow render is never handed out twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    }
+CELERY_BEAT_SCHEDULE = {
+    "styletransfer-sweep": {"task": "styletransfer.sweep", "schedule": 300.0},
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 REST_FRAMEWORK = {

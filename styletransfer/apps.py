@@ -7,3 +7,9 @@ class StyleTransferConfig(AppConfig):
     name = "styletransfer"
     verbose_name = "Style transfer"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, signals
+
+        checks.register()
+        signals.connect()

@@ -12,8 +12,12 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from storefront.models import Category, Product
+from styletransfer.models import Style
+from styletransfer.services import style_save
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+# The demo renders the whole catalogue on a laptop CPU, so it uses the fastest engine.
+DEMO_ENGINE = "color"
 
 
 class Command(BaseCommand):
@@ -34,6 +38,9 @@ class Command(BaseCommand):
                 created += was_created
                 updated += not was_created
         self.stdout.write(f"Products: {created} created, {updated} already there.")
+        with transaction.atomic():
+            new_styles = sum(self._ensure_style(entry) for entry in catalog["styles"])
+        self.stdout.write(f"Styles: {new_styles} created (engine {DEMO_ENGINE}), renders queued.")
         if options["admin_password_file"]:
             self._ensure_admin(Path(options["admin_password_file"]))
 
@@ -61,6 +68,23 @@ class Command(BaseCommand):
         if not product.image or not product.image.storage.exists(product.image.name):
             product.image.save(source.name, ContentFile(source.read_bytes()), save=True)
         return created
+
+    def _ensure_style(self, entry: dict) -> bool:
+        """Create a demo style once; later runs leave a merchandiser's edits alone."""
+        if Style.objects.filter(slug=entry["slug"]).exists():
+            return False
+        style = Style(
+            slug=entry["slug"],
+            name=entry["name"],
+            description=entry["description"],
+            engine=DEMO_ENGINE,
+            mode="product",
+            active=True,
+        )
+        source = DEMO_DIR / entry["image"]
+        style.reference_image.save(source.name, ContentFile(source.read_bytes()), save=False)
+        style_save(style=style)
+        return True
 
     def _ensure_admin(self, password_file: Path) -> None:
         users = get_user_model().objects

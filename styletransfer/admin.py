@@ -1,0 +1,208 @@
+"""Admin for merchandisers: styles with coverage and previews, renditions with their errors."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from . import selectors, services
+from .conf import conf
+from .models import Rendition, Style
+
+PREVIEW_PRODUCTS = 4
+THUMB = (
+    '<img src="{}" alt="" style="width:{}px;height:{}px;object-fit:cover;border-radius:6px;'
+    'background:#f2f2f4">'
+)
+
+
+@admin.register(Style)
+class StyleAdmin(admin.ModelAdmin):
+    list_display = [
+        "thumbnail",
+        "name",
+        "engine",
+        "mode",
+        "strength",
+        "active",
+        "version",
+        "coverage",
+        "failures",
+    ]
+    list_display_links = ["thumbnail", "name"]
+    list_filter = ["active", "engine", "mode"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["thumbnail", "version", "embedding_state"]
+    actions = ["activate", "deactivate", "retry_failed"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["name", "slug", "description", "reference_image", "thumbnail", "active"]},
+        ),
+        (
+            "Rendering",
+            {
+                "fields": [
+                    "engine",
+                    "mode",
+                    "strength",
+                    "preserve_colors",
+                    "size",
+                    "steps",
+                    "sharpen",
+                ]
+            },
+        ),
+        ("State", {"fields": ["version", "embedding_state"]}),
+    ]
+
+    def get_queryset(self, request):
+        current = Q(renditions__style_version=F("version"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                ready_count=Count("renditions", filter=current & Q(renditions__status="ready")),
+                failed_count=Count("renditions", filter=current & Q(renditions__status="failed")),
+            )
+        )
+
+    def save_model(self, request, obj, form, change):
+        services.style_save(style=obj)
+
+    @admin.display(description="Reference")
+    def thumbnail(self, style: Style) -> str:
+        if not style.reference_image:
+            return "—"
+        return format_html(THUMB, style.reference_image.url, 64, 64)
+
+    @admin.display(description="Coverage", ordering="ready_count")
+    def coverage(self, style: Style) -> str:
+        total = selectors.catalog_size()
+        share = 100 * min(style.ready_count, total) / total if total else 0
+        return f"{style.ready_count}/{total} ready ({share:.0f}%)"
+
+    @admin.display(description="Failed", ordering="failed_count")
+    def failures(self, style: Style) -> str:
+        if not style.failed_count:
+            return "0"
+        url = reverse("admin:styletransfer_rendition_changelist")
+        return format_html(
+            '<a href="{}?style__id__exact={}&status__exact=failed">{}</a>',
+            url,
+            style.pk,
+            style.failed_count,
+        )
+
+    @admin.display(description="Embedding")
+    def embedding_state(self, style: Style) -> str:
+        if style.embedding and style.embedding_hash == style.reference_hash:
+            return f"{len(style.embedding)} numbers, up to date"
+        return "being computed by a render worker"
+
+    @admin.action(description="Activate: render for the whole catalogue and show to shoppers")
+    def activate(self, request, queryset):
+        for style in queryset:
+            services.style_set_active(style=style, active=True)
+        self.message_user(request, f"Activated {queryset.count()} style(s); renders are queued.")
+
+    @admin.action(description="Deactivate: stop showing")
+    def deactivate(self, request, queryset):
+        for style in queryset:
+            services.style_set_active(style=style, active=False)
+        self.message_user(request, f"Deactivated {queryset.count()} style(s).")
+
+    @admin.action(description="Retry failed renditions")
+    def retry_failed(self, request, queryset):
+        failed = Rendition.objects.filter(style__in=queryset, status=Rendition.Status.FAILED)
+        count = 0
+        for rendition in failed:
+            services.rendition_retry(rendition=rendition)
+            count += 1
+        self.message_user(request, f"Queued {count} failed rendition(s) again.")
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [
+            path("<int:style_id>/preview/", preview, name="styletransfer_style_preview"),
+        ] + super().get_urls()
+
+    def preview_view(self, request: HttpRequest, style_id: int) -> HttpResponse:
+        """Render a few products in this style, active or not, beside the originals."""
+        style = get_object_or_404(Style, pk=style_id)
+        if not self.has_view_permission(request, style):
+            raise PermissionDenied
+        products = list(conf.product_model()._default_manager.order_by("pk")[:PREVIEW_PRODUCTS])
+        sources = selectors.source_images_for(products)
+        pairs = []
+        for product in products:
+            source = sources.get(product.pk)
+            rendition = services.rendition_request(source=source, style=style) if source else None
+            pairs.append(
+                {
+                    "product": product,
+                    "original": conf.product_images(product)[0],
+                    "rendition": rendition,
+                }
+            )
+        waiting = any(
+            p["rendition"] and p["rendition"].status in ("pending", "rendering") for p in pairs
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "style": style,
+            "pairs": pairs,
+            "waiting": waiting,
+            "title": f"Preview of {style.name}",
+        }
+        return TemplateResponse(request, "admin/styletransfer/style/preview.html", context)
+
+
+@admin.register(Rendition)
+class RenditionAdmin(admin.ModelAdmin):
+    list_display = [
+        "image",
+        "style",
+        "style_version",
+        "status",
+        "short_error",
+        "engine",
+        "device",
+        "render_seconds",
+        "attempts",
+        "finished_at",
+    ]
+    list_filter = ["status", "style", "engine", "device"]
+    search_fields = ["source_hash", "error", "source_name"]
+    actions = ["retry"]
+    list_select_related = ["style"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Image")
+    def image(self, rendition: Rendition) -> str:
+        if rendition.status != Rendition.Status.READY or not rendition.file:
+            return "—"
+        return format_html(THUMB, rendition.file.url, 64, 64)
+
+    @admin.display(description="Error")
+    def short_error(self, rendition: Rendition) -> str:
+        return rendition.error[:120]
+
+    @admin.action(description="Retry the selected failed renditions")
+    def retry(self, request, queryset):
+        failed = list(queryset.filter(status=Rendition.Status.FAILED))
+        for rendition in failed:
+            services.rendition_retry(rendition=rendition)
+        level = messages.SUCCESS if failed else messages.WARNING
+        self.message_user(request, f"Queued {len(failed)} failed rendition(s) again.", level)

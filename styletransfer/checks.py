@@ -1,0 +1,47 @@
+"""System checks: the settings a shop must give, and the rendition key constraint."""
+
+from django.apps import apps
+from django.core import checks
+
+from .conf import conf
+
+
+def _check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    try:
+        model = conf.product_model()
+    except (LookupError, ValueError) as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="e.g. STYLETRANSFER = {'PRODUCT_MODEL': 'shop.Product'}",
+                id="styletransfer.E001",
+            )
+        ]
+    if not conf.PRODUCT_IMAGES:
+        field_names = {field.name for field in model._meta.get_fields()}
+        if conf.PRODUCT_IMAGE_FIELD not in field_names:
+            return [
+                checks.Error(
+                    f"{model.__name__} has no field {conf.PRODUCT_IMAGE_FIELD!r}",
+                    hint="Set PRODUCT_IMAGE_FIELD or PRODUCT_IMAGES in STYLETRANSFER.",
+                    id="styletransfer.E002",
+                )
+            ]
+    return []
+
+
+def _check_rendition_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    rendition = apps.get_model("styletransfer", "Rendition")
+    keys = {tuple(c.fields) for c in rendition._meta.constraints if hasattr(c, "fields")}
+    if ("source_hash", "style", "style_version", "params_hash") not in keys:
+        return [
+            checks.Error(
+                "Rendition lost its unique key: renders could run twice.", id="styletransfer.E003"
+            )
+        ]
+    return []
+
+
+def register() -> None:
+    checks.register(_check_settings)
+    checks.register(_check_rendition_key)

@@ -1,0 +1,164 @@
+"""Styles a merchandiser manages, the product images they apply to, and their renditions."""
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from . import specs
+from .engines.base import ENGINE_NAMES, MODES, RenderParams
+
+
+class Style(models.Model):
+    """A look products can be shown in: a reference image plus how to render it."""
+
+    ENGINE_CHOICES = [(name, name) for name in ENGINE_NAMES]
+    MODE_CHOICES = [
+        ("product", "product: keep the product's true colours, paint the backdrop"),
+        ("whole", "whole: stylise the whole photo"),
+    ]
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    reference_image = models.ImageField(upload_to="styles/")
+    engine = models.CharField(max_length=20, choices=ENGINE_CHOICES, default="color")
+    strength = models.PositiveSmallIntegerField(
+        default=70, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    mode = models.CharField(max_length=10, choices=MODE_CHOICES, default="product")
+    preserve_colors = models.BooleanField(default=False)
+    size = models.PositiveIntegerField(
+        default=512,
+        validators=[MinValueValidator(64), MaxValueValidator(2048)],
+        help_text="Longest side of the rendition in pixels.",
+    )
+    steps = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(2000)],
+        help_text="Optimisation steps (optimize engine); empty for the engine's default.",
+    )
+    sharpen = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    active = models.BooleanField(
+        default=False, help_text="Active styles are rendered for the whole catalogue and shown."
+    )
+    # Changes whenever anything that affects pixels changes (reference image or parameters).
+    version = models.PositiveIntegerField(default=1, editable=False)
+    reference_hash = models.CharField(max_length=64, editable=False, blank=True)
+    params_hash = models.CharField(max_length=64, editable=False, blank=True)
+    # Feature statistics of the reference image (VGG19), so a new style is never cold.
+    embedding = models.JSONField(null=True, blank=True, editable=False)
+    embedding_hash = models.CharField(max_length=64, editable=False, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        """Bump the version when the pixels would change, so stale renditions are never served."""
+        if self.reference_image:
+            with self.reference_image.open("rb") as fh:
+                self.reference_hash = specs.file_hash(fh)
+        new_params_hash = specs.params_hash(self.render_params().canonical(), self.reference_hash)
+        if self.params_hash and new_params_hash != self.params_hash:
+            self.version += 1
+        self.params_hash = new_params_hash
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {
+                *kwargs["update_fields"],
+                "version",
+                "reference_hash",
+                "params_hash",
+            }
+        super().save(*args, **kwargs)
+
+    def render_params(self) -> RenderParams:
+        return RenderParams(
+            engine=self.engine,
+            strength=self.strength,
+            mode=self.mode,
+            preserve_colors=self.preserve_colors,
+            size=self.size,
+            steps=self.steps,
+            sharpen=self.sharpen,
+        )
+
+    def clean(self) -> None:
+        if self.mode not in MODES:
+            raise ValidationError({"mode": f"Choose one of {', '.join(MODES)}."})
+        try:
+            self.render_params().validate()
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class SourceImage(models.Model):
+    """One image of one product in the shop, with the hash that keys its renditions."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_id = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField(default=0, help_text="0 is the primary image.")
+    name = models.CharField(max_length=500, help_text="Storage name of the image file.")
+    content_hash = models.CharField(max_length=64, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_type", "object_id", "position"], name="unique_source_image"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_hash[:8]})"
+
+
+class Rendition(models.Model):
+    """One stylised image of one source image in one style version. Rendered once per key."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RENDERING = "rendering"
+        READY = "ready"
+        FAILED = "failed"
+
+    source_hash = models.CharField(max_length=64)
+    style = models.ForeignKey(Style, on_delete=models.CASCADE, related_name="renditions")
+    style_version = models.PositiveIntegerField()
+    params_hash = models.CharField(max_length=64)
+    # Where to read the source from: any stored file whose content has source_hash.
+    source_name = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(max_length=500, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    engine = models.CharField(max_length=20, blank=True)
+    device = models.CharField(max_length=20, blank=True)
+    render_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_hash", "style", "style_version", "params_hash"],
+                name="unique_rendition_key",
+            )
+        ]
+        indexes = [models.Index(fields=["style", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.style} v{self.style_version} of {self.source_hash[:8]} ({self.status})"

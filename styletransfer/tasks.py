@@ -1,0 +1,85 @@
+"""Celery tasks: thin wrappers that take ids, call a service, and decide about retries."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import InterfaceError, OperationalError
+
+from . import services
+from .conf import conf
+from .engines.base import OutOfMemory
+from .models import Rendition, Style
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+@shared_task(
+    bind=True,
+    name="styletransfer.render_rendition",
+    acks_late=True,  # a worker killed mid-render leaves the message to be delivered again
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+    soft_time_limit=conf.RENDER_TIME_LIMIT,
+    time_limit=conf.RENDER_TIME_LIMIT + 60,
+)
+def render_rendition(self, rendition_id: int, device: str | None = None) -> str:
+    try:
+        rendition = services.rendition_render(
+            rendition_id=rendition_id, task_id=self.request.id, device=device
+        )
+    except OutOfMemory as exc:
+        # The GPU is full (big image, other jobs): render this one on the CPU instead.
+        logger.warning("Rendition %s ran out of memory, retrying on cpu: %s", rendition_id, exc)
+        Rendition.objects.filter(pk=rendition_id).update(status=Rendition.Status.PENDING)
+        raise self.retry(
+            kwargs={"rendition_id": rendition_id, "device": "cpu"}, countdown=1
+        ) from exc
+    except SoftTimeLimitExceeded:
+        services.rendition_fail(
+            rendition_id=rendition_id,
+            error=f"took longer than {conf.RENDER_TIME_LIMIT} s; use a smaller size or fewer steps",
+        )
+        return "failed"
+    return rendition.status if rendition else "skipped"
+
+
+@shared_task(name="styletransfer.render_style_catalog", autoretry_for=TRANSIENT, retry_backoff=5)
+def render_style_catalog(style_id: int, after_pk=None) -> int:
+    """Request one batch of the catalogue, then hand the next batch to a new task."""
+    style = Style.objects.filter(pk=style_id, active=True).first()
+    if style is None:
+        return 0
+    last_pk = services.style_render_catalog(style=style, after_pk=after_pk)
+    if last_pk is not None:
+        render_style_catalog.apply_async(args=[style_id, last_pk], queue=conf.DEFAULT_QUEUE)
+    return 1
+
+
+@shared_task(
+    name="styletransfer.compute_style_embedding",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+)
+def compute_style_embedding(style_id: int) -> bool:
+    style = Style.objects.filter(pk=style_id).first()
+    if style is None or not style.reference_image:
+        return False
+    services.style_compute_embedding(style=style)
+    return True
+
+
+@shared_task(name="styletransfer.sweep")
+def sweep() -> dict:
+    """Periodic catch-up after a broker outage or a lost worker (scheduled by celery beat)."""
+    return {
+        "requeued": services.renditions_requeue(),
+        "styles_behind": services.styles_catch_up(),
+    }

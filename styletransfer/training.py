@@ -1,0 +1,363 @@
+"""Training the feed-forward decoder: `python -m styletransfer train-decoder …` (CPU or CUDA)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .engines import images
+from .engines.base import EngineError
+from .engines.decoder import Decoder, adain, mean_std, save_decoder
+from .engines.vgg import check_device, load_vgg19
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+# Typical channel-statistic magnitudes of the Caffe VGG per layer (measured on photos and
+# paintings), so that every layer's style term and the content term weigh in at O(1).
+LAYER_SCALE = {"relu1_1": 30.0, "relu2_1": 150.0, "relu3_1": 200.0, "relu4_1": 700.0}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass
+class TrainConfig:
+    content: list[Path]
+    style: list[Path]
+    out: Path
+    steps: int = 4000
+    size: int = 160
+    batch: int = 6
+    style_weight: float = 2.0
+    lr: float = 4e-4
+    lr_decay: float = 2e-4
+    photo_style_share: float = 0.15
+    bank_crops: int = 24
+    bank_refresh: int = 250
+    save_every: int = 100
+    minutes: float | None = None
+    resume: bool = False
+    device: str = "cpu"
+    threads: int | None = None
+    seed: int = 0
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_path(self) -> Path:
+        return self.out.with_name(self.out.name + ".train.pt")
+
+
+def image_files(folders: list[Path]) -> list[Path]:
+    """Every image below `folders`, sorted, so a run sees the same list on every machine."""
+    files: list[Path] = []
+    for folder in folders:
+        if folder.is_file():
+            files.append(folder)
+            continue
+        if not folder.is_dir():
+            raise EngineError(f"{folder} is not a folder of images")
+        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EngineError(f"no images found in {', '.join(map(str, folders))}")
+    return files
+
+
+def load_pool(files: list[Path], shortest: int) -> list[torch.Tensor]:
+    """Images as 3 x H x W uint8 tensors, scaled so the shorter side is `shortest` px."""
+    pool = []
+    for path in files:
+        try:
+            image = images.open_image(path)
+        except EngineError as exc:
+            print(f"skipping {path}: {exc}", file=sys.stderr)
+            continue
+        scale = shortest / min(image.size)
+        if scale < 1:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, images.Image.Resampling.LANCZOS)
+        pixels, _ = images.flatten_on(image)  # cut-outs on white, as in product mode
+        pool.append(torch.from_numpy(np.ascontiguousarray(pixels * 255).astype(np.uint8)))
+    if not pool:
+        raise EngineError("none of the training images could be read")
+    return [p.permute(2, 0, 1).contiguous() for p in pool]
+
+
+def random_crop(image: torch.Tensor, size: int, rng: random.Random) -> torch.Tensor:
+    """A random square crop (between `size` and the whole short side), resized, maybe flipped."""
+    _, height, width = image.shape
+    short = min(height, width)
+    side = rng.randint(min(size, short), short)
+    top, left = rng.randint(0, height - side), rng.randint(0, width - side)
+    crop = image[:, top : top + side, left : left + side].float()[None] / 255.0
+    if side != size:
+        crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True)
+    if rng.random() < 0.5:
+        crop = crop.flip(3)
+    return crop[0].clamp(0, 1)
+
+
+def hue_rotate(batch: torch.Tensor, angle: float) -> torch.Tensor:
+    """Rotate hue by `angle` radians in YIQ space: new palettes from the same brushwork."""
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    c, s = math.cos(angle), math.sin(angle)
+    rotate = torch.tensor([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+    matrix = torch.linalg.inv(to_yiq) @ rotate @ to_yiq
+    return torch.einsum("ij,njhw->nihw", matrix, batch).clamp(0, 1)
+
+
+class StyleBank:
+    """Channel statistics of augmented style crops, recomputed every so often (VGG is frozen)."""
+
+    def __init__(self, vgg, paintings, photos, config: TrainConfig, rng: random.Random):
+        self.vgg, self.paintings, self.photos = vgg, paintings, photos
+        self.config, self.rng = config, rng
+        self.stats: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = []
+
+    def refresh(self) -> None:
+        config, rng = self.config, self.rng
+        crops = []
+        for painting in self.paintings:
+            for index in range(config.bank_crops):
+                crop = random_crop(painting, config.size, rng)[None]
+                if index % 3 == 2:  # a third of the crops get a new palette
+                    crop = hue_rotate(crop, rng.uniform(0.5, 2 * math.pi - 0.5))
+                crops.append(crop)
+        photo_count = round(len(crops) * config.photo_style_share)
+        crops += [random_crop(rng.choice(self.photos), config.size, rng)[None] for _ in range(
+            photo_count if self.photos else 0
+        )]
+        self.stats = []
+        for start in range(0, len(crops), 16):
+            chunk = torch.cat(crops[start : start + 16]).to(self.config.device)
+            with torch.no_grad(), autocast(self.config.device):
+                taps = self.vgg(chunk, STYLE_LAYERS)
+            stats = {name: mean_std(taps[name]) for name in STYLE_LAYERS}
+            for row in range(chunk.shape[0]):
+                self.stats.append(
+                    {k: (m[row : row + 1], s[row : row + 1]) for k, (m, s) in stats.items()}
+                )
+
+    def sample(self, count: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        chosen = [self.rng.randrange(len(self.stats)) for _ in range(count)]
+        return {
+            name: (
+                torch.cat([self.stats[i][name][0] for i in chosen]),
+                torch.cat([self.stats[i][name][1] for i in chosen]),
+            )
+            for name in STYLE_LAYERS
+        }
+
+
+def autocast(device: str):
+    """fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else plain float32."""
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16())
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def losses(vgg, decoder, content: torch.Tensor, style_stats, device: str):
+    """(content loss, style loss) of decoding AdaIN(content, style), AdaIN paper's objective."""
+    with torch.no_grad(), autocast(device):
+        content_features = vgg(content, ["relu4_1"])["relu4_1"]
+    target = adain(content_features, *style_stats["relu4_1"])
+    with autocast(device):
+        output = decoder(target)
+        taps = vgg(output.float(), STYLE_LAYERS)
+    scale = LAYER_SCALE["relu4_1"]
+    content_loss = F.mse_loss(taps["relu4_1"].float() / scale, target / scale)
+    style_loss = torch.zeros((), device=content.device)
+    for name in STYLE_LAYERS:
+        mean, std = mean_std(taps[name])
+        target_mean, target_std = style_stats[name]
+        scale = LAYER_SCALE[name]
+        style_loss = style_loss + F.mse_loss(mean / scale, target_mean / scale)
+        style_loss = style_loss + F.mse_loss(std / scale, target_std / scale)
+    # Pixels outside 0..1 are clipped at render time; keep the decoder from relying on them.
+    range_loss = (output.float() - output.float().clamp(0, 1)).pow(2).mean()
+    return content_loss, style_loss, range_loss
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) training; writes `out` (fp16, checksummed) and `out.train.pt` (resumable)."""
+    check_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    content_files, style_files = image_files(config.content), image_files(config.style)
+    shortest = config.size * 2
+    photos = load_pool(content_files, shortest)
+    paintings = load_pool(style_files, shortest)
+    vgg = load_vgg19(config.device)
+    decoder = Decoder().to(config.device)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
+    step, seconds, history = 0, 0.0, {"content": None, "style": None}
+    if config.resume and config.state_path.is_file():
+        state = torch.load(config.state_path, map_location=config.device, weights_only=False)
+        decoder.load_state_dict(state["decoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds, history = state["step"], state["seconds"], state["history"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+    decoder.train()
+    bank = StyleBank(vgg, paintings, photos, config, rng)
+    bank.refresh()
+    started = time.monotonic() - seconds
+    deadline = None if config.minutes is None else time.monotonic() + config.minutes * 60
+    progress = _progress_bar(step, config)
+    while step < config.steps and (deadline is None or time.monotonic() < deadline):
+        if step and step % config.bank_refresh == 0:
+            bank.refresh()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr / (1.0 + config.lr_decay * step)
+        batch = torch.stack([random_crop(rng.choice(photos), config.size, rng) for _ in range(
+            config.batch
+        )]).to(config.device)
+        content_loss, style_loss, range_loss = losses(
+            vgg, decoder, batch, bank.sample(config.batch), config.device
+        )
+        loss = content_loss + config.style_weight * style_loss + range_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        history = _smooth(history, content_loss.item(), style_loss.item())
+        progress.update(1)
+        progress.set_postfix(content=f"{history['content']:.3f}", style=f"{history['style']:.3f}")
+        if step % config.save_every == 0 or step == config.steps:
+            _save(config, decoder, optimizer, step, time.monotonic() - started, history, rng)
+    progress.close()
+    return _save(config, decoder, optimizer, step, time.monotonic() - started, history, rng)
+
+
+def _smooth(history: dict, content: float, style: float) -> dict:
+    if history["content"] is None:
+        return {"content": content, "style": style}
+    return {
+        "content": 0.98 * history["content"] + 0.02 * content,
+        "style": 0.98 * history["style"] + 0.02 * style,
+    }
+
+
+def _progress_bar(step: int, config: TrainConfig):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=config.steps,
+        initial=step,
+        desc="train-decoder",
+        unit="step",
+        disable=config.quiet,
+        file=sys.stderr,
+        mininterval=2.0,
+    )
+
+
+def _save(config, decoder, optimizer, step, seconds, history, rng) -> dict[str, Any]:
+    meta = {
+        "steps": step,
+        "seconds": round(seconds, 1),
+        "device": config.device,
+        "size": config.size,
+        "batch": config.batch,
+        "style_weight": config.style_weight,
+        "content": [str(p) for p in config.content],
+        "style": [str(p) for p in config.style],
+        "final_content_loss": history["content"],
+        "final_style_loss": history["style"],
+    }
+    state = {
+        "decoder": decoder.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "seconds": seconds,
+        "history": history,
+        "rng": rng.getstate(),
+        "torch_rng": torch.get_rng_state(),
+        "meta": meta,
+    }
+    partial = config.state_path.with_name(config.state_path.name + ".tmp")
+    config.state_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, partial)
+    partial.replace(config.state_path)
+    meta["sha256"] = save_decoder(decoder, config.out, meta)
+    return meta
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The train-decoder options (shared by the CLI subcommand and `python -m …training`)."""
+    defaults = TrainConfig(content=[], style=[], out=Path())
+    parser.add_argument("--content", type=Path, nargs="+", required=True, help="photo folders")
+    parser.add_argument("--style", type=Path, nargs="+", required=True, help="painting folders")
+    parser.add_argument("--out", type=Path, required=True, help="decoder file to write")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--size", type=int, default=defaults.size, help="crop size in px")
+    parser.add_argument("--batch", type=int, default=defaults.batch)
+    parser.add_argument("--style-weight", type=float, default=defaults.style_weight)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--minutes", type=float, help="stop (and save) after this long")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT.train.pt")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        content=args.content,
+        style=args.style,
+        out=args.out,
+        steps=args.steps,
+        size=args.size,
+        batch=args.batch,
+        style_weight=args.style_weight,
+        lr=args.lr,
+        save_every=args.save_every,
+        minutes=args.minutes,
+        resume=args.resume,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """CLI entry: train, print where the weights went and their checksum."""
+    meta = train(config_from_args(args))
+    print(
+        f"wrote {args.out} after {meta['steps']} steps ({meta['seconds']:.0f} s): "
+        f"content {meta['final_content_loss']:.4f}, style {meta['final_style_loss']:.4f}, "
+        f"sha256 {meta['sha256']}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m styletransfer.training")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
