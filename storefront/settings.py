@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "stylerec.tracking.ClickThroughMiddleware",
 ]
 
 ROOT_URLCONF = "storefront.urls"
@@ -163,11 +164,20 @@ if CELERY_BROKER_URL.startswith("redis"):
     }
 CELERY_BEAT_SCHEDULE = {
     "styletransfer-sweep": {"task": "styletransfer.sweep", "schedule": 300.0},
+    "stylerec-fit": {"task": "stylerec.fit", "schedule": float(os.environ.get("FIT_EVERY", 3600))},
+    "stylerec-update-recent": {"task": "stylerec.update_recent", "schedule": 120.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "events": os.environ.get("THROTTLE_EVENTS", "6000/min"),
+        "catalog": os.environ.get("THROTTLE_CATALOG", "1200/min"),
+        "shoppers": os.environ.get("THROTTLE_SHOPPERS", "60/min"),
+        "staff": os.environ.get("THROTTLE_STAFF", "120/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "StyleRec API",

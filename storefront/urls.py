@@ -16,6 +16,8 @@ shop_patterns = [
 urlpatterns = [
     path("", include((shop_patterns, "storefront"))),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("stylerec.api.urls")),
+    path("stylerec/", include("stylerec.urls")),
 ]
 
 if settings.SERVE_MEDIA:

@@ -1,4 +1,4 @@
-"""App config for stylerec, the personalization loop."""
+"""App config for stylerec, the personalization loop (imports no sklearn at start-up)."""
 
 from django.apps import AppConfig
 
@@ -7,3 +7,8 @@ class StyleRecConfig(AppConfig):
     name = "stylerec"
     verbose_name = "Style recommendations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

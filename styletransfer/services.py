@@ -350,6 +350,9 @@ def style_compute_embedding(*, style: Style) -> Style:
         embedding=[round(float(x), 6) for x in vector], embedding_hash=style.reference_hash
     )
     style.refresh_from_db(fields=["embedding", "embedding_hash"])
+    from .signals import style_embedding_updated
+
+    style_embedding_updated.send(sender=Style, style=style)
     return style
 
 

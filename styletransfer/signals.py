@@ -1,9 +1,13 @@
-"""Keeps source images (and so renditions) in step with the shop's product model."""
+"""Signals: keeping source images in step with the shop's products; embedding updates."""
 
 from django.db import transaction
 from django.db.models.signals import post_save
+from django.dispatch import Signal
 
 from .conf import conf
+
+# Sent with `style` when a style's embedding was (re)computed: recommenders can refit.
+style_embedding_updated = Signal()
 
 
 def _product_saved(sender, instance, raw=False, **kwargs) -> None:

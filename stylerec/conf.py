@@ -1,0 +1,45 @@
+"""The STYLEREC settings dict, with defaults, read on every access so override_settings works."""
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # The shop's product model, "app_label.ModelName" (renditions come from styletransfer).
+    "PRODUCT_MODEL": None,
+    # Reward of a decision: the sum of these weights over the distinct kinds of event that
+    # followed it within REWARD_WINDOW seconds (a retried beacon cannot count twice).
+    "REWARD_WEIGHTS": {"click": 1.0, "add_to_cart": 0.5, "purchase": 1.0},
+    "REWARD_WINDOW": 24 * 3600,
+    # Decisions older than this are left out of a fit.
+    "FIT_LOOKBACK_DAYS": 90,
+    # Exploration defaults; staff change the live values on the dashboard.
+    "POLICY": "thompson",
+    "UNIFORM_SHARE": 0.05,
+    "EXPLORATION_STRENGTH": 1.0,
+    "THOMPSON_DRAWS": 128,
+    # Events API limits.
+    "MAX_EVENTS_PER_BATCH": 500,
+    "MAX_EVENT_AGE_DAYS": 7,
+    # Cache (Django's CACHES alias) holding the fitted model and shopper preferences.
+    "CACHE_ALIAS": "default",
+    "CACHE_TIMEOUT": 24 * 3600,
+}
+
+
+class StyleRecSettings:
+    """Reads settings.STYLEREC on every access, so override_settings just works."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown STYLEREC setting: {name}")
+        return getattr(settings, "STYLEREC", {}).get(name, DEFAULTS[name])
+
+    def product_model(self):
+        if not self.PRODUCT_MODEL:
+            raise LookupError("Set STYLEREC['PRODUCT_MODEL'] to your product model.")
+        return apps.get_model(self.PRODUCT_MODEL)
+
+
+conf = StyleRecSettings()

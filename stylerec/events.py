@@ -1,0 +1,85 @@
+"""Ingesting batches of shopper events: validated as a whole, written at once, deduplicated."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Decision, Event, Shopper
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+
+
+def decisions_of(shopper: Shopper, decision_ids) -> dict[int, Decision]:
+    """The shopper's own decisions among these ids; others' decisions are simply not found."""
+    return {
+        d.pk: d
+        for d in Decision.objects.filter(shopper=shopper, pk__in=set(decision_ids)).only(
+            "id", "product_id", "chosen"
+        )
+    }
+
+
+@transaction.atomic
+def events_ingest(*, shopper: Shopper, events: list[dict], source: str = "api") -> IngestResult:
+    """Store validated events (kind, product_id, occurred_at, decision or None) in one insert.
+
+    A retried batch repeats rows the unique constraint already holds; they are skipped.
+    """
+    decisions = decisions_of(shopper, [e["decision"] for e in events if e.get("decision")])
+    rows = [
+        Event(
+            shopper=shopper,
+            kind=event["kind"],
+            decision_id=event.get("decision"),
+            product_id=str(event["product_id"]),
+            style_slug=decisions[event["decision"]].chosen if event.get("decision") else "",
+            occurred_at=event.get("occurred_at") or timezone.now(),
+            source=source,
+        )
+        for event in _unique(events)
+    ]
+    before = Event.objects.filter(shopper=shopper).count()
+    Event.objects.bulk_create(rows, ignore_conflicts=True)
+    stored = Event.objects.filter(shopper=shopper).count() - before
+    return IngestResult(stored=stored, duplicates=len(events) - stored)
+
+
+def _unique(events: list[dict]) -> list[dict]:
+    seen, unique = set(), []
+    for event in events:
+        key = (
+            event["kind"],
+            event.get("decision"),
+            str(event["product_id"]),
+            _instant(event.get("occurred_at")),
+        )
+        if key not in seen:
+            seen.add(key)
+            unique.append(event)
+    return unique
+
+
+def _instant(value: datetime | None):
+    return value.timestamp() if value else None
+
+
+def record_server_event(*, shopper: Shopper, kind: str, product_id, decision_id=None) -> None:
+    """Events the server sees itself (a click through to a product page), without JS."""
+    if (
+        decision_id is not None
+        and not Decision.objects.filter(
+            pk=decision_id, shopper=shopper, product_id=str(product_id)
+        ).exists()
+    ):
+        decision_id = None
+    events_ingest(
+        shopper=shopper,
+        events=[{"kind": kind, "product_id": product_id, "decision": decision_id}],
+        source="server",
+    )

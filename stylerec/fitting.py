@@ -1,0 +1,274 @@
+"""Fitting preferences from the logs (worker side): full refits, incremental updates, evaluation."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.db.models import F
+from django.utils import timezone
+
+from styletransfer.models import Style
+
+from . import store
+from .conf import conf
+from .models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Arms:
+    """The arm table of a fit: row 0 the original, then styles by slug."""
+
+    slugs: list[str]
+    features: np.ndarray
+
+    def index(self) -> dict[str, int]:
+        return {slug: i for i, slug in enumerate(self.slugs)}
+
+
+def _styles_with_embeddings() -> list[tuple[str, list[float]]]:
+    return list(
+        Style.objects.exclude(embedding=None).order_by("pk").values_list("slug", "embedding")
+    )
+
+
+def _decisions(since, shopper_ids=None):
+    decisions = Decision.objects.filter(created_at__gte=since)
+    if shopper_ids is not None:
+        decisions = decisions.filter(shopper_id__in=shopper_ids)
+    return decisions
+
+
+def _rewards(decisions, ids: np.ndarray) -> np.ndarray:
+    """Reward per decision (aligned with sorted `ids`): weights summed over distinct kinds."""
+    weights = conf.REWARD_WEIGHTS
+    reward = np.zeros(ids.size)
+    if not ids.size:
+        return reward
+    rows = (
+        Event.objects.filter(
+            decision__in=decisions,
+            kind__in=list(weights),
+            occurred_at__lte=F("decision__created_at") + timedelta(seconds=conf.REWARD_WINDOW),
+        )
+        .values_list("decision_id", "kind")
+        .distinct()
+    )
+    for decision_id, kind in rows.iterator(chunk_size=20_000):
+        position = np.searchsorted(ids, decision_id)
+        if position < ids.size and ids[position] == decision_id:
+            reward[position] += weights.get(kind, 0.0)
+    return reward
+
+
+def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = False) -> dict:
+    """Decisions as arrays: id, shopper, chosen arm, reward (and candidates, propensity)."""
+    index = arms.index()
+    decisions = _decisions(since, shopper_ids)
+    fields = ["id", "shopper_id", "chosen"]
+    if with_candidates:
+        fields += ["candidates", "propensity"]
+    rows = list(decisions.order_by("id").values_list(*fields).iterator(chunk_size=20_000))
+    known = [row for row in rows if row[2] in index]
+    if with_candidates:
+        known = [row for row in known if all(c in index for c in row[3])]
+    ids = np.fromiter((row[0] for row in known), dtype=np.int64, count=len(known))
+    logs = {
+        "id": ids,
+        "shopper": np.fromiter((row[1] for row in known), dtype=np.int64, count=len(known)),
+        "arm": np.fromiter((index[row[2]] for row in known), dtype=np.int64, count=len(known)),
+        "reward": _rewards(decisions, ids),
+    }
+    if with_candidates:
+        mask = np.zeros((len(known), len(arms.slugs)), dtype=bool)
+        for i, row in enumerate(known):
+            mask[i, [index[c] for c in row[3]]] = True
+        logs["candidates"] = mask
+        logs["propensity"] = np.array([row[4] for row in known], dtype=np.float64)
+    return logs
+
+
+def preference_fit_full() -> PreferenceModel | None:
+    """Refit the style space, the population and every shopper; becomes the current model."""
+    from .ml.preferences import PreferenceFit, fit_preferences
+    from .ml.space import StyleSpace
+
+    started = time.perf_counter()
+    styles = _styles_with_embeddings()
+    if not styles:
+        logger.info("No style has an embedding yet: nothing to fit.")
+        return None
+    embeddings = np.asarray([embedding for _, embedding in styles], dtype=np.float64)
+    space = StyleSpace.fit(embeddings)
+    arms = Arms(["original"] + [slug for slug, _ in styles], space.arm_features(embeddings))
+    since = timezone.now() - timedelta(days=conf.FIT_LOOKBACK_DAYS)
+    logs = load_logs(arms, since=since)
+    if logs["id"].size:
+        fit = fit_preferences(logs["shopper"], logs["arm"], logs["reward"], arms.features)
+    else:
+        fit = PreferenceFit.cold_start(space.n_features)
+    version = f"{timezone.now():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    model = PreferenceModel.objects.create(
+        version=version,
+        payload={
+            "space": space.to_dict(),
+            "population": fit.population.to_dict(),
+            "noise_var": float(fit.noise_var),
+        },
+        arms={slug: arms.features[i].tolist() for i, slug in enumerate(arms.slugs)},
+        fit_seconds=0.0,
+        shoppers=int(fit.shoppers.size),
+        decisions=int(logs["id"].size),
+    )
+    _save_profiles(fit, version)
+    model.fit_seconds = time.perf_counter() - started
+    model.save(update_fields=["fit_seconds"])
+    store.model_changed()
+    logger.info(
+        "Fitted %s: %s shoppers, %s decisions in %.2f s",
+        version,
+        model.shoppers,
+        model.decisions,
+        model.fit_seconds,
+    )
+    return model
+
+
+def preference_update_recent(*, minutes: int = 10) -> int:
+    """Refit the shoppers active in the last minutes under the current population."""
+    from .ml.preferences import refit_shoppers
+
+    model = store.current_model()
+    if model is None:
+        return 0
+    recent = timezone.now() - timedelta(minutes=minutes)
+    shopper_ids = list(
+        Event.objects.filter(received_at__gte=recent)
+        .values_list("shopper_id", flat=True)
+        .distinct()
+    )
+    if not shopper_ids:
+        return 0
+    arms = current_arms(model)
+    since = timezone.now() - timedelta(days=conf.FIT_LOOKBACK_DAYS)
+    logs = load_logs(arms, since=since, shopper_ids=shopper_ids)
+    if not logs["id"].size:
+        return 0
+    update = refit_shoppers(
+        base_fit(model), logs["shopper"], logs["arm"], logs["reward"], arms.features
+    )
+    _save_profiles(update, model.version)
+    return int(update.shoppers.size)
+
+
+def current_arms(model: store.LoadedModel) -> Arms:
+    """Arms for the current model's space, styles added since the fit included."""
+    styles = _styles_with_embeddings()
+    embeddings = np.asarray([embedding for _, embedding in styles], dtype=np.float64)
+    features = (
+        model.space.arm_features(embeddings) if styles else model.space.original_features()[None, :]
+    )
+    return Arms(["original"] + [slug for slug, _ in styles], features)
+
+
+def base_fit(model: store.LoadedModel, *, with_shoppers: bool = False):
+    """The PreferenceFit of the current model (population only, or with every profile)."""
+    from .ml.preferences import Preference, PreferenceFit
+
+    d = model.population.mean.size
+    shoppers, means, covs, counts = [], [], [], []
+    if with_shoppers:
+        profiles = ShopperProfile.objects.filter(model_version=model.version).order_by("shopper_id")
+        for shopper_id, data, decisions in profiles.values_list(
+            "shopper_id", "preference", "decisions"
+        ).iterator(chunk_size=20_000):
+            preference = Preference.from_bytes(bytes(data))
+            shoppers.append(shopper_id)
+            means.append(preference.mean)
+            covs.append(preference.cov)
+            counts.append(decisions)
+    return PreferenceFit(
+        model.version,
+        model.population,
+        model.noise_var,
+        np.asarray(shoppers, dtype=np.int64),
+        np.asarray(means, dtype=np.float32).reshape(-1, d),
+        np.asarray(covs, dtype=np.float32).reshape(-1, d, d),
+        np.asarray(counts, dtype=np.float64),
+    )
+
+
+def _save_profiles(fit, version: str) -> None:
+    existing = set(
+        Shopper.objects.filter(pk__in=fit.shoppers.tolist()).values_list("pk", flat=True)
+    )
+    batch = []
+    for row, (shopper_id, preference) in enumerate(fit.items()):
+        if shopper_id not in existing:  # forgotten since the logs were read
+            continue
+        data = preference.to_bytes()
+        batch.append(
+            ShopperProfile(
+                shopper_id=shopper_id,
+                model_version=version,
+                preference=data,
+                decisions=float(fit.decisions[row]),
+            )
+        )
+        store.preference_cached(version, shopper_id, data)
+    ShopperProfile.objects.bulk_create(
+        batch,
+        update_conflicts=True,
+        unique_fields=["shopper"],
+        update_fields=["model_version", "preference", "decisions", "updated_at"],
+        batch_size=2000,
+    )
+
+
+def evaluate_current(*, days: int | None = None, seed: int = 0) -> dict | None:
+    """Offline estimates (IPS, SNIPS, DR) for current, greedy, uniform and single-style policies."""
+    from .ml.evaluate import LoggedDecisions, evaluate_policies
+    from .ml.policy import ExplorationSettings
+
+    model = store.current_model()
+    if model is None:
+        return None
+    arms = current_arms(model)
+    since = timezone.now() - timedelta(days=days or conf.FIT_LOOKBACK_DAYS)
+    logs = load_logs(arms, since=since, with_candidates=True)
+    if not logs["id"].size:
+        return {"decisions": 0, "version": model.version, "policies": {}}
+    settings = store.loop_settings()
+    report = evaluate_policies(
+        LoggedDecisions(
+            logs["shopper"], logs["candidates"], logs["arm"], logs["propensity"], logs["reward"]
+        ),
+        base_fit(model, with_shoppers=True),
+        arms.features,
+        ExplorationSettings(
+            policy=settings.policy,
+            uniform_share=settings.uniform_share,
+            strength=settings.exploration_strength,
+            draws=conf.THOMPSON_DRAWS,
+        ),
+        np.random.default_rng(seed),
+    )
+    policies = {}
+    for name, estimates in report.items():
+        entry = estimates.to_dict()
+        if entry.get("arm") is not None:
+            entry["arm"] = arms.slugs[entry["arm"]]
+        policies[name] = entry
+    realised = float(logs["reward"].mean())
+    return {
+        "decisions": int(logs["id"].size),
+        "version": model.version,
+        "realised_reward": realised,
+        "policies": policies,
+    }

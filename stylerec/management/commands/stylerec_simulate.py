@@ -1,0 +1,87 @@
+"""Synthetic shoppers with hidden tastes, driven through the real chooser and event path."""
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError
+
+from stylerec.chooser import choose_images
+from stylerec.conf import conf
+from stylerec.events import events_ingest
+from stylerec.fitting import current_arms, preference_fit_full
+from stylerec.ml.simulate import make_shoppers
+from stylerec.models import Decision, Shopper
+from stylerec.store import current_model
+from styletransfer.models import Style
+
+
+class Command(BaseCommand):
+    help = "Simulate shoppers against the real chooser, events and fits; print CTR per round."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--shoppers", type=int, default=100)
+        parser.add_argument("--rounds", type=int, default=5)
+        parser.add_argument("--page", type=int, default=12, help="Products per page view.")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--keep", action="store_true", help="Keep the synthetic shoppers.")
+
+    def handle(self, *args, shoppers, rounds, page, seed, keep, **options):
+        rng = np.random.default_rng(seed)
+        if current_model() is None and preference_fit_full() is None:
+            raise CommandError("No style has an embedding yet; start a render worker first.")
+        arms = current_arms(current_model())
+        active = set(Style.objects.filter(active=True).values_list("slug", flat=True))
+        if len(active & set(arms.slugs)) < 2:
+            raise CommandError("Need at least two active styles with embeddings and renditions.")
+        embeddings = np.asarray(
+            [Style.objects.get(slug=slug).embedding for slug in arms.slugs[1:]], dtype=np.float64
+        )
+        taste = make_shoppers(embeddings, shoppers, rng)
+        products = list(conf.product_model()._default_manager.all())
+        people = [Shopper.objects.create() for _ in range(shoppers)]
+        index = arms.index()
+        self.stdout.write(
+            f"{'round':>5} {'impr/shopper':>12} {'CTR':>7} {'oracle':>7} "
+            f"{'uniform':>7} {'vs oracle':>9} {'vs uniform':>10}"
+        )
+        try:
+            for round_number in range(1, rounds + 1):
+                figures = self._round(people, products, page, taste, index, rng)
+                preference_fit_full()
+                self.stdout.write(
+                    f"{round_number:>5} {round_number * page:>12} {figures['ctr']:>7.4f} "
+                    f"{figures['oracle']:>7.4f} {figures['uniform']:>7.4f} "
+                    f"{figures['ctr'] / figures['oracle']:>9.2f} "
+                    f"{figures['ctr'] / figures['uniform']:>10.2f}"
+                )
+        finally:
+            if not keep:
+                Shopper.objects.filter(pk__in=[p.pk for p in people]).delete()
+
+    def _round(self, people, products, page, taste, index, rng) -> dict:
+        clicks = expected = oracle = uniform = 0.0
+        impressions = 0
+        for row, shopper in enumerate(people):
+            chosen = [products[i] for i in rng.choice(len(products), size=page, replace=False)]
+            shown = choose_images(shopper=shopper, products=chosen, context={"sim": True})
+            decisions = Decision.objects.filter(
+                pk__in=[s.decision_id for s in shown.values()]
+            ).values_list("pk", "product_id", "candidates", "chosen")
+            events = []
+            for pk, product_id, candidates, chosen_arm in decisions:
+                probability = taste.click_probability[row]
+                candidate_p = probability[[index[c] for c in candidates]]
+                shown_p = probability[index[chosen_arm]]
+                impressions += 1
+                expected += shown_p
+                oracle += candidate_p.max()
+                uniform += candidate_p.mean()
+                events.append({"kind": "impression", "decision": pk, "product_id": product_id})
+                if rng.random() < shown_p:
+                    clicks += 1
+                    events.append({"kind": "click", "decision": pk, "product_id": product_id})
+            events_ingest(shopper=shopper, events=events, source="simulation")
+        return {
+            "ctr": clicks / impressions,
+            "expected": expected / impressions,
+            "oracle": oracle / impressions,
+            "uniform": uniform / impressions,
+        }

@@ -1,0 +1,115 @@
+"""The fitted model as the request path reads it: cached, never fitted here."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.cache import caches
+
+from .conf import conf
+from .models import LoopSettings, PreferenceModel, ShopperProfile
+
+MODEL_KEY = "stylerec:model"
+SETTINGS_KEY = "stylerec:settings"
+NO_PROFILE = b""
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    space: object  # stylerec.ml.space.StyleSpace
+    population: object  # stylerec.ml.preferences.Preference
+    noise_var: float
+
+
+def _cache():
+    return caches[conf.CACHE_ALIAS]
+
+
+def current_model() -> LoadedModel | None:
+    """The latest full fit, decoded once per process and version."""
+    payload = _cache().get(MODEL_KEY)
+    if payload is None:
+        row = PreferenceModel.objects.filter(incremental=False).order_by("-created_at").first()
+        if row is None:
+            return None
+        payload = {"version": row.version, **row.payload}
+        _cache().set(MODEL_KEY, payload, conf.CACHE_TIMEOUT)
+    loaded = getattr(_local, "model", None)
+    if loaded is None or loaded.version != payload["version"]:
+        from .ml.preferences import Preference
+        from .ml.space import StyleSpace
+
+        loaded = LoadedModel(
+            version=payload["version"],
+            space=StyleSpace.from_dict(payload["space"]),
+            population=Preference.from_dict(payload["population"]),
+            noise_var=payload["noise_var"],
+        )
+        _local.model = loaded
+    return loaded
+
+
+def model_changed() -> None:
+    _cache().delete(MODEL_KEY)
+
+
+def shopper_preference(model: LoadedModel, shopper_id: int):
+    """The shopper's fitted preference, or the population's for a shopper not fitted yet."""
+    from .ml.preferences import Preference
+
+    key = f"stylerec:pref:{model.version}:{shopper_id}"
+    data = _cache().get(key)
+    if data is None:
+        profile = (
+            ShopperProfile.objects.filter(shopper_id=shopper_id, model_version=model.version)
+            .values_list("preference", flat=True)
+            .first()
+        )
+        data = bytes(profile) if profile is not None else NO_PROFILE
+        _cache().set(key, data, conf.CACHE_TIMEOUT)
+    if data == NO_PROFILE:
+        return model.population
+    return Preference.from_bytes(data)
+
+
+def preference_cached(model_version: str, shopper_id: int, data: bytes) -> None:
+    _cache().set(f"stylerec:pref:{model_version}:{shopper_id}", data, conf.CACHE_TIMEOUT)
+
+
+def loop_settings() -> LoopSettings:
+    settings = _cache().get(SETTINGS_KEY)
+    if settings is None:
+        settings = LoopSettings.objects.first() or LoopSettings(
+            policy=conf.POLICY,
+            uniform_share=conf.UNIFORM_SHARE,
+            exploration_strength=conf.EXPLORATION_STRENGTH,
+        )
+        _cache().set(SETTINGS_KEY, settings, conf.CACHE_TIMEOUT)
+    return settings
+
+
+def loop_settings_changed() -> None:
+    _cache().delete(SETTINGS_KEY)
+
+
+def arm_table(model: LoadedModel, styles) -> np.ndarray:
+    """Arm features: row 0 the original, then one row per style (all with embeddings)."""
+    key = (model.version, tuple((s.pk, s.embedding_hash) for s in styles))
+    cached = getattr(_local, "arms", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    from styletransfer.models import Style
+
+    by_pk = dict(Style.objects.filter(pk__in=[s.pk for s in styles]).values_list("pk", "embedding"))
+    embeddings = np.asarray([by_pk[s.pk] for s in styles], dtype=np.float64)
+    if len(styles):
+        table = model.space.arm_features(embeddings)
+    else:
+        table = model.space.original_features()[None, :]
+    _local.arms = (key, table)
+    return table

@@ -1,0 +1,21 @@
+"""Celery tasks of the loop: thin wrappers around the fitting services."""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import fitting
+
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
+
+
+@shared_task(name="stylerec.fit", autoretry_for=TRANSIENT, retry_backoff=10, max_retries=3)
+def fit() -> str | None:
+    """Full refit (celery beat, hourly by default, and when a style's embedding changes)."""
+    model = fitting.preference_fit_full()
+    return model.version if model else None
+
+
+@shared_task(name="stylerec.update_recent", autoretry_for=TRANSIENT, retry_backoff=10)
+def update_recent(minutes: int = 10) -> int:
+    """Incremental update of recently active shoppers (celery beat, every few minutes)."""
+    return fitting.preference_update_recent(minutes=minutes)
