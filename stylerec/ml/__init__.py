@@ -1,0 +1,1 @@
+"""Pure numpy/scikit-learn core of the personalization loop: no Django, no torch."""

@@ -1,0 +1,160 @@
+"""Choosing an arm per product with honest probabilities: Thompson, softmax, greedy, uniform.
+
+Thompson sampling is the deployed policy (chosen on the simulator, see bench/choose.py
+--compare): it explores where a shopper's posterior is wide and stops where it is
+narrow, with no temperature to tune against the click-rate scale. Its propensities
+have no closed form, so the policy estimates them by Monte Carlo (`draws` posterior
+samples shared by all products of a page) and then samples the arm FROM that estimate,
+mixed with the uniform bucket. The logged probability is therefore exactly the
+probability the draw used, however few draws there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stylerec.ml.preferences import Preference
+
+POLICIES = ("thompson", "softmax", "greedy", "uniform")
+# Bounds the (shoppers x products x draws x arms) working array of batch calls.
+_CHUNK_ELEMENTS = 4_000_000
+
+
+@dataclass(frozen=True)
+class ExplorationSettings:
+    """How much to explore. `strength`: Thompson multiplies the posterior std by it (0 is
+    greedy); softmax uses it as the temperature in reward units. `uniform_share` of the
+    draws are uniformly random over the candidates, which keeps offline evaluation of any
+    policy unbiased."""
+
+    policy: str = "thompson"
+    uniform_share: float = 0.05
+    strength: float = 0.5
+    draws: int = 256
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, not {self.policy!r}")
+        if not 0.0 <= self.uniform_share <= 1.0:
+            raise ValueError("uniform_share must be within [0, 1]")
+        if self.strength < 0 or (self.policy == "softmax" and self.strength == 0):
+            raise ValueError("strength must be >= 0 (> 0 for softmax)")
+        if self.draws < 1:
+            raise ValueError("draws must be >= 1")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One page: the probability of every arm per product and the arm drawn."""
+
+    probabilities: np.ndarray  # (P, A): zero off-candidate, rows sum to 1
+    chosen: np.ndarray  # (P,) arm index drawn from each row
+
+
+def choose(
+    preference: Preference,
+    arm_features: np.ndarray,
+    candidate_mask: np.ndarray,
+    settings: ExplorationSettings,
+    rng: np.random.Generator,
+) -> Choice:
+    """The request-path call: choose an arm for each product of one shopper's page.
+
+    `arm_features` (A, d) is the cached arm table (row 0 the original, by convention),
+    `candidate_mask` (P, A) bool marks, per product, the arms it may show (ready
+    renditions plus the original). Use the population `Preference` for unknown shoppers.
+    """
+    mask = np.asarray(candidate_mask, dtype=bool)
+    probabilities = page_probabilities(
+        preference.mean[None], preference.cov[None], arm_features, mask[None], settings, rng
+    )[0]
+    return Choice(probabilities, sample_arms(probabilities, rng))
+
+
+def page_probabilities(
+    means: np.ndarray,
+    covs: np.ndarray,
+    arm_features: np.ndarray,
+    candidate_mask: np.ndarray,
+    settings: ExplorationSettings,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Probabilities (G, P, A) for G shoppers' pages of P products: means (G, d), covs
+    (G, d, d), candidate_mask (G, P, A). Draws are shared within a page, as in `choose`."""
+    mask = np.asarray(candidate_mask, dtype=bool)
+    if not mask.any(axis=-1).all():
+        raise ValueError("every product needs at least one candidate arm (the original)")
+    features = np.asarray(arm_features, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    uniform = mask / mask.sum(axis=-1, keepdims=True)
+    if settings.policy == "uniform":
+        return uniform
+    if settings.policy == "thompson" and settings.strength > 0:
+        policy = np.empty(mask.shape)
+        step = max(1, _CHUNK_ELEMENTS // (mask.shape[1] * settings.draws * mask.shape[2]))
+        for start in range(0, len(means), step):
+            pages = slice(start, start + step)
+            policy[pages] = _thompson(
+                means[pages], covs[pages], features, mask[pages], settings, rng
+            )
+    else:
+        scores = np.where(mask, (means @ features.T)[:, None, :], -np.inf)
+        if settings.policy == "softmax":
+            policy = np.exp((scores - scores.max(axis=-1, keepdims=True)) / settings.strength)
+        else:  # greedy, or Thompson with no exploration: ties share the mass
+            policy = (scores == scores.max(axis=-1, keepdims=True)).astype(np.float64)
+        policy /= policy.sum(axis=-1, keepdims=True)
+    return (1.0 - settings.uniform_share) * policy + settings.uniform_share * uniform
+
+
+def decision_probabilities(
+    means: np.ndarray,
+    covs: np.ndarray,
+    arm_features: np.ndarray,
+    candidate_mask: np.ndarray,
+    settings: ExplorationSettings,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Probabilities (N, A) for N independent decisions, each with its own shopper's
+    posterior (means (N, d), covs (N, d, d)): the target policy in offline evaluation."""
+    mask = np.asarray(candidate_mask, dtype=bool)
+    return page_probabilities(means, covs, arm_features, mask[:, None, :], settings, rng)[:, 0]
+
+
+def sample_arms(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw one arm per row of `probabilities` (..., A); never an arm of probability 0."""
+    cumulative = np.cumsum(probabilities, axis=-1)
+    # Scaling by the row total keeps the draw inside the row despite rounding.
+    threshold = rng.random(cumulative.shape[:-1]) * cumulative[..., -1]
+    return np.argmax(cumulative > threshold[..., None], axis=-1)
+
+
+def _thompson(
+    means: np.ndarray,
+    covs: np.ndarray,
+    features: np.ndarray,
+    mask: np.ndarray,
+    settings: ExplorationSettings,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    pages, products, n_arms = mask.shape
+    factor = _cov_factor(np.asarray(covs, dtype=np.float64))
+    noise = rng.standard_normal((pages, settings.draws, means.shape[1]))
+    samples = means[:, None, :] + settings.strength * noise @ factor.transpose(0, 2, 1)
+    scores = samples @ features.T  # (G, S, A)
+    masked = np.where(mask[:, :, None, :], scores[:, None, :, :], -np.inf)
+    best = masked.argmax(axis=-1)  # (G, P, S)
+    cell = np.arange(pages * products).reshape(pages, products, 1) * n_arms
+    counts = np.bincount((cell + best).ravel(), minlength=pages * products * n_arms)
+    return counts.reshape(pages, products, n_arms) / settings.draws
+
+
+def _cov_factor(covs: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.cholesky(covs)
+    except np.linalg.LinAlgError:
+        # float32 round-trips can leave a tiny negative eigenvalue; clip it instead of failing.
+        values, vectors = np.linalg.eigh(covs)
+        return vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
