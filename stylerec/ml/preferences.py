@@ -328,7 +328,7 @@ def _population(
     population: _Population = (mean, noise_var * eye, noise_var)
     steps, previous = 0, -np.inf
     while steps + 3 <= max_iter:
-        first, _ = _em_step(stats, population)
+        first, _ = _em_step(stats, population, likelihood=False)
         second, likelihood = _em_step(stats, first)
         start, step = _pack(population), _pack(first) - _pack(population)
         curvature = _pack(second) - _pack(first) - step
@@ -340,7 +340,8 @@ def _population(
         if jumped_likelihood >= likelihood:
             population = jumped
         else:  # the jump overshot: fall back to plain EM, which never loses likelihood
-            population, steps = _em_step(stats, second)[0], steps + 1
+            population = _em_step(stats, second, likelihood=False)[0]
+            steps += 1
         best = max(likelihood, jumped_likelihood)
         if (best - previous) / n < tol:
             break
@@ -348,21 +349,26 @@ def _population(
     return (*population, steps)
 
 
-def _em_step(stats: _Statistics, population: _Population) -> tuple[_Population, float]:
-    """One EM update, and the marginal log-likelihood of the population it started from."""
+def _em_step(
+    stats: _Statistics, population: _Population, *, likelihood: bool = True
+) -> tuple[_Population, float]:
+    """One EM update, and the marginal log-likelihood of the population it started from
+    (NaN when not asked for: it costs a batched determinant)."""
     mean, cov, noise_var = population
     post_mean, post_cov = _posteriors(stats, mean, cov, noise_var)
     n, n_shoppers = stats.weight.sum(), len(post_mean)
-    prior_precision = np.linalg.inv(cov)
-    evidence = (prior_precision @ mean)[None] + stats.xty / noise_var
-    likelihood = -0.5 * (
-        n * np.log(2 * np.pi * noise_var)
-        + n_shoppers * np.linalg.slogdet(cov)[1]
-        - np.linalg.slogdet(post_cov)[1].sum()
-        + stats.yty.sum() / noise_var
-        + n_shoppers * mean @ prior_precision @ mean
-        - np.einsum("ui,ui->", post_mean, evidence)
-    )
+    log_likelihood = np.nan
+    if likelihood:
+        prior_precision = np.linalg.inv(cov)
+        evidence = (prior_precision @ mean)[None] + stats.xty / noise_var
+        log_likelihood = -0.5 * (
+            n * np.log(2 * np.pi * noise_var)
+            + n_shoppers * np.linalg.slogdet(cov)[1]
+            - np.linalg.slogdet(post_cov)[1].sum()
+            + stats.yty.sum() / noise_var
+            + n_shoppers * mean @ prior_precision @ mean
+            - np.einsum("ui,ui->", post_mean, evidence)
+        )
     new_mean = post_mean.mean(axis=0)
     spread = post_mean - new_mean
     new_cov = post_cov.mean(axis=0) + spread.T @ spread / n_shoppers
@@ -372,7 +378,8 @@ def _em_step(stats: _Statistics, population: _Population) -> tuple[_Population, 
         + np.einsum("ui,uij,uj->", post_mean, stats.xtx, post_mean)
         + np.einsum("uij,uji->", stats.xtx, post_cov)
     )
-    return (new_mean, 0.5 * (new_cov + new_cov.T), max(residual / n, 1e-6)), float(likelihood)
+    new_population = (new_mean, 0.5 * (new_cov + new_cov.T), max(residual / n, 1e-6))
+    return new_population, float(log_likelihood)
 
 
 def _pack(population: _Population) -> np.ndarray:

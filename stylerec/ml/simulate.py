@@ -11,7 +11,13 @@ from stylerec.ml.evaluate import LoggedDecisions
 from stylerec.ml.policy import ExplorationSettings, page_probabilities, sample_arms
 from stylerec.ml.preferences import PreferenceFit, fit_preferences
 
-Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], PreferenceFit]
+# A full refit from all logs so far and the arm table: fit_preferences, or a rival model.
+Fitter = Callable[[LoggedDecisions, np.ndarray], PreferenceFit]
+
+
+def refit_all(logs: LoggedDecisions, arm_features: np.ndarray) -> PreferenceFit:
+    """The production refit: every logged decision, no importance weights."""
+    return fit_preferences(logs.shopper, logs.chosen, logs.reward, arm_features)
 
 
 def synthetic_style_embeddings(n_styles: int = 8, dim: int = 512, seed: int = 0) -> np.ndarray:
@@ -120,7 +126,7 @@ def run_loop(
     settings: ExplorationSettings,
     rng: np.random.Generator,
     availability: float = 1.0,
-    fit: Fitter = fit_preferences,
+    fit: Fitter = refit_all,
 ) -> LoopResult:
     """Rounds of: every shopper sees a page of impressions → clicks → refit on all logs.
 
@@ -157,7 +163,7 @@ def run_loop(
         )
         fits.append(current)
         logs = LoggedDecisions.concatenate(parts)
-        current = fit(logs.shopper, logs.chosen, logs.reward, features)
+        current = fit(logs, features)
     return LoopResult(
         results, LoggedDecisions.concatenate(parts), np.concatenate(round_of), fits, current
     )
