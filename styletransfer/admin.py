@@ -1,5 +1,6 @@
 """Admin for merchandisers: styles with coverage and previews, renditions with their errors."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q
@@ -11,7 +12,7 @@ from django.utils.html import format_html
 
 from . import selectors, services
 from .conf import conf
-from .models import Rendition, Style
+from .models import Rendition, Style, engine_choices
 
 PREVIEW_PRODUCTS = 4
 THUMB = (
@@ -20,8 +21,30 @@ THUMB = (
 )
 
 
+class StyleForm(forms.ModelForm):
+    engine = forms.ChoiceField(choices=engine_choices)
+
+    class Meta:
+        model = Style
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "reference_image",
+            "active",
+            "engine",
+            "mode",
+            "strength",
+            "preserve_colors",
+            "size",
+            "steps",
+            "sharpen",
+        ]
+
+
 @admin.register(Style)
 class StyleAdmin(admin.ModelAdmin):
+    form = StyleForm
     list_display = [
         "thumbnail",
         "name",

@@ -9,10 +9,18 @@ from . import specs
 from .engines.base import ENGINE_NAMES, MODES, RenderParams
 
 
+def validate_engine(value: str) -> None:
+    if value not in ENGINE_NAMES:
+        raise ValidationError(f"Unknown engine {value!r}; choose one of {', '.join(ENGINE_NAMES)}.")
+
+
+def engine_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in ENGINE_NAMES]
+
+
 class Style(models.Model):
     """A look products can be shown in: a reference image plus how to render it."""
 
-    ENGINE_CHOICES = [(name, name) for name in ENGINE_NAMES]
     MODE_CHOICES = [
         ("product", "product: keep the product's true colours, paint the backdrop"),
         ("whole", "whole: stylise the whole photo"),
@@ -22,7 +30,9 @@ class Style(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     reference_image = models.ImageField(upload_to="styles/")
-    engine = models.CharField(max_length=20, choices=ENGINE_CHOICES, default="color")
+    # Validated against the engine registry rather than stored choices, so adding an
+    # engine needs no migration.
+    engine = models.CharField(max_length=20, default="color", validators=[validate_engine])
     strength = models.PositiveSmallIntegerField(
         default=70, validators=[MinValueValidator(0), MaxValueValidator(100)]
     )
@@ -145,6 +155,8 @@ class Rendition(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     engine = models.CharField(max_length=20, blank=True)
     device = models.CharField(max_length=20, blank=True)
+    # The Celery task that claimed the render; its redelivery may take over at once.
+    task_id = models.CharField(max_length=64, blank=True)
     render_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)

@@ -90,15 +90,23 @@ def rendition_request(*, source: SourceImage, style: Style) -> Rendition:
     return rendition
 
 
-def rendition_enqueue(*, rendition: Rendition) -> None:
+def rendition_enqueue(*, rendition: Rendition, stale_claim: str | None = None) -> None:
     """Send the render to the render queue once the row is committed; a down broker is logged,
-    and the row stays pending for renditions_requeue to send again."""
+    and the row stays pending for renditions_requeue to send again.
+
+    `stale_claim` (the started_at of a claim judged lost) lets the new task take it over.
+    """
 
     def send() -> None:
         from .tasks import render_rendition
 
         try:
-            render_rendition.apply_async(args=[rendition.pk], queue=conf.RENDER_QUEUE, retry=False)
+            render_rendition.apply_async(
+                args=[rendition.pk],
+                kwargs={"stale_claim": stale_claim} if stale_claim else {},
+                queue=conf.RENDER_QUEUE,
+                retry=False,
+            )
         except Exception as exc:  # kombu raises many types; the shopper must not see any
             logger.warning("Could not enqueue rendition %s: %s", rendition.pk, exc)
             return
@@ -122,7 +130,8 @@ def renditions_requeue() -> int:
     )
     count = 0
     for rendition in (never_sent | lost).distinct():
-        rendition_enqueue(rendition=rendition)
+        stale_claim = rendition.started_at.isoformat() if rendition.started_at else None
+        rendition_enqueue(rendition=rendition, stale_claim=stale_claim)
         count += 1
     return count
 
@@ -155,11 +164,12 @@ def rendition_retry(*, rendition: Rendition) -> None:
 # --- Rendering (worker side) -------------------------------------------------------------------
 
 
-def _claim(rendition_id: int, task_id: str | None) -> Rendition | None:
+def _claim(rendition_id: int, task_id: str | None, stale_claim: str | None) -> Rendition | None:
     """Mark the rendition as rendering by us, unless it is done or someone else is on it.
 
     A redelivered message keeps its task id, so a render whose worker died is taken over
-    at once; a different task only takes it over once the first has gone stale.
+    at once; another task takes it over once the claim is stale (by our clock, or by the
+    sweep's, which names the exact claim it judged lost).
     """
     with transaction.atomic():
         rendition = (
@@ -171,31 +181,35 @@ def _claim(rendition_id: int, task_id: str | None) -> Rendition | None:
         ):
             return None
         stale = timezone.now() - timezone.timedelta(seconds=conf.STALE_AFTER)
-        if (
+        held_by_other = (
             rendition.status == Rendition.Status.RENDERING
-            and rendition.device != f"task:{task_id}"
+            and rendition.task_id != (task_id or "")
             and rendition.started_at
             and rendition.started_at > stale
-        ):
+        )
+        if held_by_other and rendition.started_at.isoformat() != stale_claim:
             return None
         rendition.status = Rendition.Status.RENDERING
         rendition.started_at = timezone.now()
         rendition.attempts += 1
-        # Until it is ready, `device` holds the claiming task so a redelivery can recognise itself.
-        rendition.device = f"task:{task_id}"
-        rendition.save(update_fields=["status", "started_at", "attempts", "device"])
+        rendition.task_id = task_id or ""
+        rendition.save(update_fields=["status", "started_at", "attempts", "task_id"])
     return rendition
 
 
 def rendition_render(
-    *, rendition_id: int, task_id: str | None = None, device: str | None = None
+    *,
+    rendition_id: int,
+    task_id: str | None = None,
+    device: str | None = None,
+    stale_claim: str | None = None,
 ) -> Rendition | None:
     """Render one rendition and store its file; None when there was nothing to do.
 
     Bad input (unreadable source, hostile image) ends as `failed` with the reason; other
     errors propagate so the task can retry.
     """
-    rendition = _claim(rendition_id, task_id)
+    rendition = _claim(rendition_id, task_id, stale_claim)
     if rendition is None:
         return None
     style = rendition.style
@@ -288,7 +302,6 @@ def rendition_fail(*, rendition_id: int, error: str) -> None:
 def _finish(rendition: Rendition, *, status: str, **fields) -> None:
     fields.update(status=status, finished_at=timezone.now())
     if status == Rendition.Status.FAILED:
-        fields.setdefault("device", "")
         logger.warning("Rendition %s failed: %s", rendition.pk, fields.get("error"))
     Rendition.objects.filter(pk=rendition.pk).update(**fields)
     for key, value in fields.items():

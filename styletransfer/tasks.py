@@ -28,10 +28,15 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
     soft_time_limit=conf.RENDER_TIME_LIMIT,
     time_limit=conf.RENDER_TIME_LIMIT + 60,
 )
-def render_rendition(self, rendition_id: int, device: str | None = None) -> str:
+def render_rendition(
+    self, rendition_id: int, device: str | None = None, stale_claim: str | None = None
+) -> str:
     try:
         rendition = services.rendition_render(
-            rendition_id=rendition_id, task_id=self.request.id, device=device
+            rendition_id=rendition_id,
+            task_id=self.request.id,
+            device=device,
+            stale_claim=stale_claim,
         )
     except OutOfMemory as exc:
         # The GPU is full (big image, other jobs): render this one on the CPU instead.

@@ -53,7 +53,8 @@ class WorkerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self, queues: str = "render,default") -> None:
+    def start(self, queues: str = "render,default", env: dict | None = None) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - the worker keeps writing to it
         self.process = subprocess.Popen(
             [
@@ -76,13 +77,13 @@ class WorkerProcess:
                 "--without-mingle",
             ],
             cwd=ROOT,
-            env=_worker_env(),
+            env={**_worker_env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 60
-        while b"ready." not in self.log_path.read_bytes():
+        while b"ready." not in self.log_path.read_bytes()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"Celery worker did not start:\n{self.log_tail()}")
             time.sleep(0.2)
@@ -90,7 +91,11 @@ class WorkerProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, sig)
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # a warm shutdown waits for the task in hand
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=15)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -34,7 +34,7 @@ def make_style(slug="test-style", *, engine="color", active=False, seed=0, **fie
         slug=slug,
         name=slug.replace("-", " ").title(),
         engine=engine,
-        size=96,
+        size=fields.pop("size", 96),
         mode=fields.pop("mode", "product"),
         active=active,
         **fields,
