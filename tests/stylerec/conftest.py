@@ -1,0 +1,57 @@
+"""A small shop with styles whose renditions are ready, for the loop's tests."""
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+
+from storefront.models import Category, Product
+from styletransfer import selectors, services
+from styletransfer.models import Style
+from tests.styletransfer.factories import make_style, product_png
+
+STYLE_SLUGS = ["ink", "sun", "sea"]
+
+
+def fake_embedding(index: int, dim: int = 64) -> list[float]:
+    """Stand-in for the VGG statistics the render worker computes (tested in styletransfer)."""
+    rng = np.random.default_rng(index)
+    return (np.abs(rng.normal(1.0, 0.5, dim)) + 0.1).round(5).tolist()
+
+
+def give_embedding(style: Style, index: int) -> None:
+    Style.objects.filter(pk=style.pk).update(
+        embedding=fake_embedding(index), embedding_hash=style.reference_hash
+    )
+    style.refresh_from_db()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def shop(db, django_capture_on_commit_callbacks):
+    """Six products, three active styles with embeddings, every rendition ready."""
+    category = Category.objects.create(name="Cups", slug="cups")
+    products = []
+    for number in range(6):
+        product = Product(slug=f"cup-{number}", name=f"Cup {number}", price=5, category=category)
+        product.image.save(
+            f"cup{number}.png", ContentFile(product_png((40 * number, 120, 200))), save=True
+        )
+        products.append(product)
+    styles = []
+    for index, slug in enumerate(STYLE_SLUGS):
+        style = make_style(slug, engine="color", active=True, seed=index)
+        give_embedding(style, index)
+        styles.append(style)
+    sources = selectors.source_images_for(products)
+    for source in sources.values():
+        for style in styles:
+            rendition = services.rendition_request(source=source, style=style)
+            services.rendition_render(rendition_id=rendition.pk)
+    return {"products": products, "styles": styles}

@@ -1,0 +1,293 @@
+"""The personalization loop in the shop: decisions, events, fitting, shoppers' data."""
+
+import re
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from stylerec import store
+from stylerec.chooser import choose_images
+from stylerec.fitting import preference_fit_full
+from stylerec.models import Decision, Event, LoopSettings, Shopper, ShopperProfile
+from stylerec.shoppers import shopper_forget
+
+from .conftest import give_embedding
+
+IMG = re.compile(r'<img [^>]*class="stylerec-image[^>]*>')
+
+
+def images(html: str) -> list[dict]:
+    found = []
+    for tag in IMG.findall(html):
+        attrs = dict(re.findall(r'(data-[a-z]+|src)="([^"]*)"', tag))
+        found.append(attrs)
+    return found
+
+
+def post_events(client, events, **extra):
+    return client.post(
+        "/api/v1/events/", {"events": events}, content_type="application/json", **extra
+    )
+
+
+def test_catalogue_logs_a_decision_per_image(client, shop):
+    response = client.get("/")
+    assert response.status_code == 200
+    shown = images(response.content.decode())
+    assert len(shown) == 6
+    shopper = Shopper.objects.get()
+    decisions = {d.pk: d for d in Decision.objects.filter(shopper=shopper)}
+    assert len(decisions) == 6
+    for image in shown:
+        decision = decisions[int(image["data-decision"])]
+        assert decision.product_id == image["data-product"]
+        assert decision.chosen == image["data-style"]
+        assert set(decision.candidates) == {"original", "ink", "sun", "sea"}
+        assert sum(decision.probabilities) == pytest.approx(1.0, abs=1e-4)
+        chosen = decision.candidates.index(decision.chosen)
+        assert decision.propensity == pytest.approx(decision.probabilities[chosen], abs=1e-5)
+        if image["data-style"] != "original":
+            assert "/renditions/" in image["src"]
+        assert client.get(image["src"]).status_code == 200
+
+
+def test_candidates_are_only_ready_renditions(client, shop):
+    from styletransfer.models import Rendition
+
+    Rendition.objects.filter(style__slug="sea").update(status="pending")
+    client.get("/")
+    for decision in Decision.objects.all():
+        assert "sea" not in decision.candidates
+        assert decision.chosen != "sea"
+
+
+def test_probabilities_match_the_sampling(shop):
+    preference_fit_full()
+    shopper = Shopper.objects.create()
+    product = shop["products"][0]
+    counts = {}
+    for _ in range(600):
+        shown = choose_images(shopper=shopper, products=[product])[product.pk]
+        counts[shown.style] = counts.get(shown.style, 0) + 1
+    logged = Decision.objects.filter(shopper=shopper).first()
+    for arm, probability in zip(logged.candidates, logged.probabilities, strict=True):
+        observed = counts.get(arm, 0) / 600
+        assert (
+            abs(observed - probability) < 4 * np.sqrt(probability * (1 - probability) / 600) + 0.01
+        )
+
+
+def test_events_round_trip_and_retries_do_not_double_count(client, shop):
+    client.get("/")
+    decision = Decision.objects.first()
+    batch = [
+        {
+            "type": "impression",
+            "decision": decision.pk,
+            "product": decision.product_id,
+            "ts": timezone.now().isoformat(),
+        },
+        {
+            "type": "click",
+            "decision": decision.pk,
+            "product": decision.product_id,
+            "ts": timezone.now().isoformat(),
+        },
+    ]
+    first = post_events(client, batch)
+    assert first.status_code == 202, first.content
+    assert first.json() == {"stored": 2, "duplicates": 0}
+    again = post_events(client, batch)
+    assert again.json() == {"stored": 0, "duplicates": 2}
+    assert Event.objects.count() == 2
+    click = Event.objects.get(kind="click")
+    assert click.style_slug == decision.chosen and click.decision_id == decision.pk
+
+
+@pytest.mark.parametrize(
+    "events, field",
+    [
+        ([{"type": "click", "decision": 999999, "product": "1"}], "decision"),
+        ([{"type": "wink", "decision": 1, "product": "1"}], "type"),
+        ([{"type": "click", "product": "1", "ts": "yesterday"}], "ts"),
+        ([{"decision": 1}], "type"),
+    ],
+)
+def test_bad_events_get_field_errors_and_nothing_is_written(client, shop, events, field):
+    client.get("/")
+    good = Decision.objects.first()
+    batch = [{"type": "impression", "decision": good.pk, "product": good.product_id}, *events]
+    response = post_events(client, batch)
+    assert response.status_code == 400
+    assert field in str(response.json()["events"][1])
+    assert Event.objects.count() == 0, "nothing half-written"
+
+
+def test_malformed_and_oversized_batches(client, shop):
+    assert (
+        client.post("/api/v1/events/", "{not json", content_type="application/json").status_code
+        == 400
+    )
+    assert post_events(client, []).status_code == 400
+    assert (
+        client.post("/api/v1/events/", {"events": "x"}, content_type="application/json").status_code
+        == 400
+    )
+    huge = [{"type": "impression", "decision": 1, "product": "1"}] * 501
+    response = post_events(client, huge)
+    assert response.status_code == 400 and "500" in str(response.json())
+
+
+def test_a_shopper_cannot_use_another_shoppers_decisions(client, shop, django_user_model):
+    from django.test import Client
+
+    other = Client()
+    other.get("/")
+    theirs = Decision.objects.first()
+    client.get("/")
+    response = post_events(
+        client, [{"type": "click", "decision": theirs.pk, "product": theirs.product_id}]
+    )
+    assert response.status_code == 400
+    assert Event.objects.count() == 0
+
+
+def test_click_through_is_recorded_without_javascript(client, shop):
+    response = client.get("/")
+    link = re.search(r'href="(/p/[^"]+\?sr=(\d+))"', response.content.decode())
+    assert link, "product links carry their decision"
+    assert client.get(link.group(1)).status_code == 200
+    click = Event.objects.get(kind="click")
+    assert click.decision_id == int(link.group(2)) and click.source == "server"
+
+
+def test_fit_moves_a_shopper_towards_what_they_click(shop):
+    preference_fit_full()
+    model = store.current_model()
+    fan = Shopper.objects.create()
+    arms = store.arm_table(model, list(shop["styles"]))
+    before = store.shopper_preference(model, fan.pk).scores(arms)
+    product = shop["products"][0]
+    for _ in range(40):
+        for style in ["ink", "sun", "sea", "original"]:
+            decision = Decision.objects.create(
+                shopper=fan,
+                product_id=str(product.pk),
+                candidates=["original", "ink", "sun", "sea"],
+                probabilities=[0.25] * 4,
+                chosen=style,
+                propensity=0.25,
+                model_version="test",
+                policy="uniform",
+            )
+            if style == "sun":
+                Event.objects.create(
+                    shopper=fan,
+                    kind="click",
+                    decision=decision,
+                    product_id=str(product.pk),
+                    occurred_at=timezone.now(),
+                )
+    preference_fit_full()
+    model = store.current_model()
+    after = store.shopper_preference(model, fan.pk).scores(store.arm_table(model, shop["styles"]))
+    sun = 2  # arms: original, ink, sun, sea
+    assert after[sun] == max(after), "the clicked style scores highest"
+    assert after[sun] - np.mean(after) > before[sun] - np.mean(before)
+    assert ShopperProfile.objects.filter(shopper=fan, model_version=model.version).exists()
+
+
+def test_a_new_shopper_gets_the_population_preference(shop):
+    preference_fit_full()
+    model = store.current_model()
+    newcomer = Shopper.objects.create()
+    preference = store.shopper_preference(model, newcomer.pk)
+    assert np.allclose(preference.mean, model.population.mean)
+
+
+def test_a_new_style_is_scored_before_any_click(shop):
+    from tests.styletransfer.factories import make_style
+
+    preference_fit_full()
+    late = make_style("late", engine="color", active=True, seed=7)
+    give_embedding(late, 7)
+    from styletransfer import selectors, services
+
+    product = shop["products"][0]
+    source = selectors.source_images_for([product])[product.pk]
+    services.rendition_render(rendition_id=services.rendition_request(source=source, style=late).pk)
+    shopper = Shopper.objects.create()
+    choose_images(shopper=shopper, products=[product])
+    decision = Decision.objects.get(shopper=shopper)
+    assert "late" in decision.candidates
+    assert decision.probabilities[decision.candidates.index("late")] > 0
+
+
+def test_switching_personalization_off_shows_originals(client, shop):
+    LoopSettings.objects.create(personalization_enabled=False)
+    store.loop_settings_changed()
+    shown = images(client.get("/").content.decode())
+    assert {image["data-style"] for image in shown} == {"original"}
+    assert Decision.objects.count() == 0
+
+
+def test_a_shopper_can_ask_for_original_photos(client, shop):
+    client.get("/")
+    client.post("/stylerec/originals/", {"on": "1", "next": "/"})
+    shown = images(client.get("/").content.decode())
+    assert {image["data-style"] for image in shown} == {"original"}
+    client.post("/stylerec/originals/", {"on": "0", "next": "/"})
+    assert Shopper.objects.get().originals_only is False
+
+
+def test_anonymous_history_is_merged_into_the_account_on_login(client, shop, django_user_model):
+    client.get("/")
+    anonymous = Shopper.objects.get()
+    django_user_model.objects.create_user("ann", password="pw-123456789")
+    client.post("/admin/login/", {"username": "ann", "password": "pw-123456789"})
+    client.login(username="ann", password="pw-123456789")
+    client.get("/")
+    account = Shopper.objects.get(user__username="ann")
+    assert not Shopper.objects.filter(pk=anonymous.pk).exists()
+    assert Decision.objects.filter(shopper=account).count() == 12
+
+
+def test_forgetting_a_shopper_deletes_their_data(client, shop):
+    client.get("/")
+    shopper = Shopper.objects.get()
+    decision = Decision.objects.first()
+    post_events(
+        client, [{"type": "click", "decision": decision.pk, "product": decision.product_id}]
+    )
+    preference_fit_full()
+    assert ShopperProfile.objects.filter(shopper=shopper).exists()
+    counts = shopper_forget(shopper=shopper)
+    assert counts["events"] == 1 and counts["decisions"] == 6 and counts["profiles"] == 1
+    assert not Decision.objects.exists() and not Event.objects.exists()
+
+
+def test_rewards_outside_the_window_do_not_count(shop, settings):
+    from stylerec.fitting import Arms, load_logs
+
+    shopper = Shopper.objects.create()
+    old = Decision.objects.create(
+        shopper=shopper,
+        product_id="1",
+        candidates=["original"],
+        probabilities=[1.0],
+        chosen="original",
+        propensity=1.0,
+        model_version="t",
+        policy="uniform",
+    )
+    Event.objects.create(
+        shopper=shopper,
+        kind="click",
+        decision=old,
+        product_id="1",
+        occurred_at=timezone.now() + timedelta(days=2),
+    )
+    logs = load_logs(Arms(["original"], np.ones((1, 2))), since=timezone.now() - timedelta(days=1))
+    assert logs["reward"].tolist() == [0.0]
