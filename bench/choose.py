@@ -98,8 +98,8 @@ def benchmark(args) -> None:
 
 POLICIES = {
     "thompson, strength 1.0": ExplorationSettings(strength=1.0),
-    "thompson, strength 0.5 (chosen)": ExplorationSettings(strength=0.5),
-    "thompson, strength 0.25": ExplorationSettings(strength=0.25),
+    "thompson, strength 0.5": ExplorationSettings(strength=0.5),
+    "thompson, strength 0.25 (chosen)": ExplorationSettings(strength=0.25),
     "greedy + 5% uniform": ExplorationSettings(policy="greedy"),
     "softmax, temperature 0.01": ExplorationSettings(policy="softmax", strength=0.01),
     "softmax, temperature 0.02": ExplorationSettings(policy="softmax", strength=0.02),

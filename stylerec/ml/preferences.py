@@ -1,6 +1,6 @@
 """Shopper preferences: hierarchical Bayesian linear regression over arm features.
 
-Model (chosen by measurement on the simulator, see bench/fit.py --compare):
+Model:
 
     reward = arm_features @ w_shopper + noise,   noise ~ N(0, noise_var)
     w_shopper ~ N(population.mean, population.cov)
@@ -10,6 +10,15 @@ empirical Bayes (EM on per-shopper sufficient statistics); each shopper's poster
 N(mean, cov) then shrinks a light shopper towards the population and lets a heavy
 shopper's own clicks dominate. A shopper never seen gets the population entry, and
 any arm, including a style added after the fit, is scored from its features alone.
+
+Chosen on the simulator (bench/fit.py --compare, expected CTR / oracle after 50
+impressions, fashion / personal world): this model 0.950 / 0.804; diagonal population
+covariance 0.927 / 0.806; per-shopper posteriors around a pooled sklearn BayesianRidge
+prior 0.857 / 0.799; independent ridge per shopper 0.656 / 0.764; the pooled model for
+everyone 0.961 / 0.713 (fine while tastes are shared, poor when they are personal);
+this model with 1/propensity weights 0.725 / 0.765. A learner handed the TRUE population
+prior does only 1-3% better, so the remaining gap to the oracle is the information in
+~50 clicks-or-not, not the estimator.
 """
 
 from __future__ import annotations
