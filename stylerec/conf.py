@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     # Exploration defaults; staff change the live values on the dashboard.
     "POLICY": "thompson",
     "UNIFORM_SHARE": 0.05,
-    "EXPLORATION_STRENGTH": 1.0,
+    "EXPLORATION_STRENGTH": 0.25,  # Thompson: posterior std x 0.25 (bench/choose.py --compare)
     "THOMPSON_DRAWS": 128,
     # Events API limits.
     "MAX_EVENTS_PER_BATCH": 500,

@@ -134,7 +134,7 @@ class LoopSettings(models.Model):
     personalization_enabled = models.BooleanField(default=True)
     policy = models.CharField(max_length=20, default="thompson")
     uniform_share = models.FloatField(default=0.05)
-    exploration_strength = models.FloatField(default=1.0)
+    exploration_strength = models.FloatField(default=0.25)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
