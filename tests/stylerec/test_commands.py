@@ -31,7 +31,13 @@ def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
     rows = [line.split() for line in out.getvalue().splitlines()[1:]]
     assert len(rows) == 5
     first, last = (
-        dict(zip(["round", "impr", "ctr", "expected", "oracle", "uniform"], map(float, r)))
+        dict(
+            zip(
+                ["round", "impr", "ctr", "expected", "oracle", "uniform"],
+                map(float, r),
+                strict=False,
+            )
+        )
         for r in (rows[0], rows[-1])
     )
     # Expected CTR (the click probability of what was shown) is far less noisy than clicks.
