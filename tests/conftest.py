@@ -153,3 +153,21 @@ def page(browser):
     new_page.on("pageerror", lambda exc: new_page.console_errors.append(str(exc)))
     yield new_page
     context.close()
+
+
+@pytest.fixture
+def broker_down():
+    """Point the Celery app at a port where no broker listens; call the result to restore it."""
+    from storefront.celery import app
+
+    def reconnect(url: str) -> None:
+        app.conf.broker_url = url
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    original = app.conf.broker_url
+    reconnect("redis://127.0.0.1:1/0")
+    yield lambda: reconnect(original)
+    reconnect(original)
