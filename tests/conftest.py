@@ -161,9 +161,8 @@ def broker_down():
     from storefront.celery import app
 
     def reconnect(url: str) -> None:
+        # Drop (not close: other objects still hold them) the pools bound to the old URL.
         app.conf.broker_url = url
-        if app._pool is not None:
-            app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
 
