@@ -22,9 +22,10 @@ from stylerec.ml.policy import ExplorationSettings  # noqa: E402
 from stylerec.ml.preferences import (  # noqa: E402
     Preference,
     PreferenceFit,
+    _cells,
+    _population,
     _posterior_fit,
     _posteriors,
-    _statistics,
     fit_preferences,
     refit_shoppers,
 )
@@ -175,7 +176,7 @@ def independent_ridge(logs: LoggedDecisions, arm_features: np.ndarray) -> Prefer
 
 def hierarchical_diagonal(logs: LoggedDecisions, arm_features: np.ndarray) -> PreferenceFit:
     """Empirical Bayes like the chosen model, but a diagonal population covariance."""
-    stats = _statistics(logs.shopper, logs.chosen, logs.reward, arm_features, None)
+    stats = _homoscedastic(logs, arm_features)
     d = arm_features.shape[1]
     mean, cov, noise_var = np.zeros(d), 0.01 * np.eye(d), 0.1
     for _ in range(100):  # plain EM: small data, no need for acceleration here
@@ -201,13 +202,27 @@ def ips_weighted(logs: LoggedDecisions, arm_features: np.ndarray) -> PreferenceF
     )
 
 
+def one_noise_variance(logs: LoggedDecisions, arm_features: np.ndarray) -> PreferenceFit:
+    """The chosen model with one noise variance for all arms (its first version)."""
+    stats = _homoscedastic(logs, arm_features)
+    mean, cov, noise_var, steps = _population(stats, max_iter=150, tol=1e-6)
+    prior = Preference(mean.astype(np.float32), cov.astype(np.float32))
+    return _posterior_fit(stats, prior, noise_var, "one-noise", steps)
+
+
+def _homoscedastic(logs: LoggedDecisions, arm_features: np.ndarray):
+    cells = _cells(logs.shopper, logs.chosen, logs.reward, arm_features, None)
+    return cells.statistics(None)
+
+
 def _with_prior(logs, arm_features, prior: Preference, noise_var: float) -> PreferenceFit:
-    stats = _statistics(logs.shopper, logs.chosen, logs.reward, arm_features, None)
+    stats = _homoscedastic(logs, arm_features)
     return _posterior_fit(stats, prior, float(noise_var), "fixed-prior", 0)
 
 
 MODELS = {
     "hierarchical EB, full cov (chosen)": refit_all,
+    "hierarchical EB, one noise variance": one_noise_variance,
     "hierarchical EB, diagonal cov": hierarchical_diagonal,
     "BayesianRidge pooled prior": bayesian_ridge_prior,
     "independent ridge per shopper": independent_ridge,

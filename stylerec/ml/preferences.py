@@ -2,10 +2,11 @@
 
 Model:
 
-    reward = arm_features @ w_shopper + noise,   noise ~ N(0, noise_var)
+    reward = arm_features @ w_shopper + noise
+    noise ~ N(0, noise_var * reward_variance(expected reward of the arm))
     w_shopper ~ N(population.mean, population.cov)
 
-The population mean, full population covariance and noise variance are fitted by
+The population mean, full population covariance and noise scale are fitted by
 empirical Bayes (EM on per-shopper sufficient statistics); each shopper's posterior
 N(mean, cov) then shrinks a light shopper towards the population and lets a heavy
 shopper's own clicks dominate. A shopper never seen gets the population entry, and
@@ -36,7 +37,9 @@ _PREFERENCE_MAGIC = b"SRP1"
 # Before any data: zero preference, prior std 0.1 per feature (click rates are ~0.01-0.3),
 # Bernoulli-sized noise. The first fit replaces all three.
 COLD_START_VAR = 0.01
-COLD_START_NOISE_VAR = 0.25
+COLD_START_NOISE_VAR = 1.0
+# On a handful of decisions the likelihood would fit them exactly with zero noise.
+MIN_NOISE_VAR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -197,13 +200,56 @@ class PreferenceFit:
 
 @dataclass(frozen=True)
 class _Statistics:
-    """Per-shopper sufficient statistics of the weighted least-squares problem."""
+    """Per-shopper sufficient statistics, each decision weighted by its noise precision."""
 
     shoppers: np.ndarray  # (U,) sorted shopper ids
-    weight: np.ndarray  # (U,) sum of sample weights (decisions)
-    xtx: np.ndarray  # (U, d, d) sum of w x x^T
-    xty: np.ndarray  # (U, d) sum of w x r
-    yty: np.ndarray  # (U,) sum of w r^2
+    weight: np.ndarray  # (U,) decisions (sum of sample weights)
+    xtx: np.ndarray  # (U, d, d) sum of w x x^T / v
+    xty: np.ndarray  # (U, d) sum of w x r / v
+    yty: np.ndarray  # (U,) sum of w r^2 / v
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The logs compressed to (shopper, arm) cells: all a fit needs, whatever the noise."""
+
+    shoppers: np.ndarray  # (U,) sorted shopper ids
+    arm_features: np.ndarray  # (A, d) float64
+    count: np.ndarray  # (U, A) decisions (sum of sample weights)
+    reward: np.ndarray  # (U, A) sum of rewards
+    reward_sq: np.ndarray  # (U, A) sum of squared rewards
+
+    def statistics(self, reference_mean: np.ndarray | None) -> _Statistics:
+        """Statistics with each arm's noise variance shaped by its expected reward under
+        `reference_mean` (the population's, see `reward_variance`); None: one variance."""
+        table = self.arm_features
+        if reference_mean is None:
+            precision = np.ones(len(table))
+        else:
+            precision = 1.0 / reward_variance(table @ reference_mean)
+        n_arms, d = table.shape
+        outer = (table[:, :, None] * table[:, None, :]).reshape(n_arms, d * d)
+        return _Statistics(
+            self.shoppers,
+            self.count.sum(axis=1),
+            ((self.count * precision) @ outer).reshape(len(self.shoppers), d, d),
+            (self.reward * precision) @ table,
+            self.reward_sq @ precision,
+        )
+
+
+def reward_variance(expected_reward: np.ndarray) -> np.ndarray:
+    """Shape of the noise variance of a decision's reward, given its expected reward.
+
+    Clicks are Bernoulli: a 20% arm is far noisier than a 3% arm. With one variance for
+    all arms, the fit read that extra noise as shoppers disagreeing about popular styles
+    and under-shrank them (10x the true between-shopper variance after 10 decisions each;
+    CTR/oracle in the first fitted round 0.74 vs 0.87 with this shape). The fitted
+    `noise_var` scales it, so weighted rewards above 1 still work; clipping keeps a rare
+    arm's few clicks from counting as near-certain evidence.
+    """
+    clipped = np.clip(expected_reward, 0.01, 0.5)
+    return clipped * (1.0 - clipped)
 
 
 def fit_preferences(
@@ -220,15 +266,23 @@ def fit_preferences(
     """Full refit from logged decisions joined to their rewards.
 
     `shopper` (N,) ints, any ids; `arm` (N,) arm indices into `arm_features` (A, d), or
-    `arm` (N, d) per-decision arm features with `arm_features=None`; `reward` (N,).
-    Propensities are not needed: the choice depended only on earlier logged data, so
-    the likelihood (and this posterior) is unbiased without importance weights, which
-    only add variance (measured in bench/fit.py --compare). `sample_weight` is there
-    for callers that still want them.
+    `arm` (N, d) per-decision arm features (rows of a finite arm table) with
+    `arm_features=None`; `reward` (N,); `sample_weight` (N,) counts a decision as that
+    many. Propensities are not needed: the choice depended only on earlier logged data,
+    so the likelihood (and this posterior) is unbiased without importance weights, which
+    only add variance (bench/fit.py --compare).
     """
-    stats = _statistics(shopper, arm, reward, arm_features, sample_weight)
-    mean, cov, noise_var, iterations = _population(stats, max_iter=max_iter, tol=tol)
+    cells = _cells(shopper, arm, reward, arm_features, sample_weight)
+    # The noise shape needs expected rewards: take them from a pooled fit first.
+    pooled = cells.statistics(None)
+    total_xtx = pooled.xtx.sum(axis=0)
+    ridge = 1e-3 * max(np.trace(total_xtx) / len(total_xtx), 1e-12) * np.eye(len(total_xtx))
+    pooled_mean = np.linalg.solve(total_xtx + ridge, pooled.xty.sum(axis=0))
+    mean, cov, noise_var, iterations = _population(
+        cells.statistics(pooled_mean), max_iter=max_iter, tol=tol
+    )
     population = Preference(mean.astype(np.float32), cov.astype(np.float32))
+    stats = cells.statistics(population.mean.astype(np.float64))
     if version is None:
         digest = hashlib.sha256(population.to_bytes() + struct.pack("<d", noise_var))
         digest.update(stats.shoppers.tobytes() + stats.weight.tobytes())
@@ -252,48 +306,38 @@ def refit_shoppers(
     same answer instead of counting events twice. Returns a fit holding only those
     shoppers, with `fit`'s version; `fit.merge(update)` combines them in memory.
     """
-    stats = _statistics(shopper, arm, reward, arm_features, sample_weight)
+    cells = _cells(shopper, arm, reward, arm_features, sample_weight)
+    stats = cells.statistics(fit.population.mean.astype(np.float64))
     return _posterior_fit(stats, fit.population, fit.noise_var, fit.version, 0)
 
 
-def _statistics(
+def _cells(
     shopper: np.ndarray,
     arm: np.ndarray,
     reward: np.ndarray,
     arm_features: np.ndarray | None,
     sample_weight: np.ndarray | None,
-) -> _Statistics:
+) -> _Cells:
+    arm = np.asarray(arm)
+    if arm_features is None:  # per-decision features: recover the arm table they came from
+        table, arm = np.unique(np.asarray(arm, dtype=np.float64), axis=0, return_inverse=True)
+    else:
+        table = np.asarray(arm_features, dtype=np.float64)
     shoppers, code = np.unique(np.asarray(shopper, dtype=np.int64), return_inverse=True)
-    n_shoppers = shoppers.size
     reward = np.asarray(reward, dtype=np.float64)
     weight = np.ones_like(reward) if sample_weight is None else np.asarray(sample_weight, float)
-    arm = np.asarray(arm)
-    total_weight = np.bincount(code, weights=weight, minlength=n_shoppers)
-    yty = np.bincount(code, weights=weight * reward * reward, minlength=n_shoppers)
-    if arm_features is not None:
-        # Few arms: count (shopper, arm) pairs once, then expand through the arm table.
-        table = np.asarray(arm_features, dtype=np.float64)
-        n_arms, d = table.shape
-        pair = code * n_arms + arm.astype(np.int64)
-        counts = np.bincount(pair, weights=weight, minlength=n_shoppers * n_arms)
-        rewards = np.bincount(pair, weights=weight * reward, minlength=n_shoppers * n_arms)
-        counts = counts.reshape(n_shoppers, n_arms)
-        outer = (table[:, :, None] * table[:, None, :]).reshape(n_arms, d * d)
-        xtx = (counts @ outer).reshape(n_shoppers, d, d)
-        xty = rewards.reshape(n_shoppers, n_arms) @ table
-    else:
-        # Per-decision features: one weighted bincount per matrix entry, no N x d x d array.
-        features = np.asarray(arm, dtype=np.float64)
-        d = features.shape[1]
-        xtx = np.empty((n_shoppers, d, d))
-        xty = np.empty((n_shoppers, d))
-        for i in range(d):
-            weighted = weight * features[:, i]
-            xty[:, i] = np.bincount(code, weights=weighted * reward, minlength=n_shoppers)
-            for j in range(i, d):
-                entry = np.bincount(code, weights=weighted * features[:, j], minlength=n_shoppers)
-                xtx[:, i, j] = xtx[:, j, i] = entry
-    return _Statistics(shoppers, total_weight, xtx, xty, yty)
+    n_cells = shoppers.size * len(table)
+    if n_cells > 200_000_000:
+        raise ValueError(f"{len(table)} distinct arms x {shoppers.size} shoppers is too many")
+    cell = code * len(table) + arm.reshape(-1).astype(np.int64)
+
+    def per_cell(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weights=values, minlength=n_cells).reshape(-1, len(table))
+
+    weighted = weight * reward
+    return _Cells(
+        shoppers, table, per_cell(weight), per_cell(weighted), per_cell(weighted * reward)
+    )
 
 
 def _posteriors(
@@ -333,7 +377,7 @@ def _population(
     ridge = 1e-3 * max(np.trace(total_xtx) / d, 1e-12)
     mean = np.linalg.solve(total_xtx + ridge * eye, total_xty)
     residual = stats.yty.sum() - 2 * mean @ total_xty + mean @ total_xtx @ mean
-    noise_var = max(residual / n, 1e-6)
+    noise_var = max(residual / n, MIN_NOISE_VAR)
     population: _Population = (mean, noise_var * eye, noise_var)
     steps, previous = 0, -np.inf
     while steps + 3 <= max_iter:
@@ -387,14 +431,19 @@ def _em_step(
         + np.einsum("ui,uij,uj->", post_mean, stats.xtx, post_mean)
         + np.einsum("uij,uji->", stats.xtx, post_cov)
     )
-    new_population = (new_mean, 0.5 * (new_cov + new_cov.T), max(residual / n, 1e-6))
+    # Jitter keeps the prior invertible when shoppers agree exactly along a direction.
+    new_cov = 0.5 * (new_cov + new_cov.T)
+    new_cov += 1e-9 * max(np.trace(new_cov) / len(new_cov), 1e-12) * np.eye(len(new_cov))
+    new_population = (new_mean, new_cov, max(residual / n, MIN_NOISE_VAR))
     return new_population, float(log_likelihood)
 
 
 def _pack(population: _Population) -> np.ndarray:
     # Extrapolate the Cholesky factor and log noise: any jump stays a valid population.
     mean, cov, noise_var = population
-    factor = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) * np.eye(len(cov)))
+    values, vectors = np.linalg.eigh(cov)
+    floor = 1e-9 * max(values.max(), 1e-12)
+    factor = np.linalg.cholesky((vectors * np.maximum(values, floor)) @ vectors.T)
     return np.concatenate([mean, factor[np.tril_indices(len(cov))], [np.log(noise_var)]])
 
 
@@ -402,11 +451,8 @@ def _unpack(packed: np.ndarray, d: int) -> _Population:
     factor = np.zeros((d, d))
     factor[np.tril_indices(d)] = packed[d:-1]
     cov = factor @ factor.T
-    return (
-        packed[:d],
-        cov + 1e-12 * max(np.trace(cov), 1e-12) * np.eye(d),
-        float(np.exp(packed[-1])),
-    )
+    cov += 1e-9 * max(np.trace(cov) / d, 1e-12) * np.eye(d)
+    return packed[:d], cov, max(float(np.exp(packed[-1])), MIN_NOISE_VAR)
 
 
 def _posterior_fit(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -143,7 +143,9 @@ def run_loop(
         mask = rng.random((shoppers.n_shoppers, impressions_per_round, n_arms)) < availability
         mask[..., 0] = True
         means, covs = current.preferences(shopper_ids)
-        probabilities = page_probabilities(means, covs, features, mask, settings, rng)
+        # Before the first fit the shop has no model: it explores uniformly, as the chooser does.
+        policy = settings if round_index else replace(settings, policy="uniform")
+        probabilities = page_probabilities(means, covs, features, mask, policy, rng)
         chosen = sample_arms(probabilities, rng)
         shopper = np.repeat(shopper_ids, impressions_per_round)
         flat_mask = mask.reshape(-1, n_arms)
