@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "styletransfer",
     "stylerec",
     "storefront",
@@ -183,6 +184,14 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "StyleRec API",
     "DESCRIPTION": "Personalized product imagery for shops and their mobile apps.",
     "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Uploads are binary in requests and URLs in responses: separate components for each.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI served from the installed sidecar package: /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- The two apps, configured the way any shop would.
@@ -192,6 +201,11 @@ STYLETRANSFER = {
 }
 STYLEREC = {
     "PRODUCT_MODEL": "storefront.Product",
+    # What the mobile API shows of a product, and how it filters them.
+    "PRODUCT_SERIALIZER": "storefront.api.ProductSerializer",
+    "PRODUCT_SEARCH_FIELDS": ["name", "description"],
+    "PRODUCT_CATEGORY_LOOKUP": "category__slug",
+    "PRODUCT_SELECT_RELATED": ["category"],
 }
 
 LOGGING = {

@@ -4,8 +4,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import api, views
 
 shop_patterns = [
     path("", views.catalogue, name="catalogue"),
@@ -17,6 +18,10 @@ urlpatterns = [
     path("", include((shop_patterns, "storefront"))),
     path("admin/", admin.site.urls),
     path("api/v1/", include("stylerec.api.urls")),
+    path("api/v1/", include("styletransfer.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/(?P<path>.*)$", api.api_not_found),
     path("stylerec/", include("stylerec.urls")),
 ]
 

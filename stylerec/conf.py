@@ -19,6 +19,13 @@ DEFAULTS: dict[str, Any] = {
     "UNIFORM_SHARE": 0.05,
     "EXPLORATION_STRENGTH": 0.25,  # Thompson: posterior std x 0.25 (bench/choose.py --compare)
     "THOMPSON_DRAWS": 128,
+    # The mobile API's products: a dotted path to a DRF serializer of the shop's own fields
+    # (None: id and str(product)), the fields ?search= looks in, the lookup ?category= filters
+    # on (e.g. "category__slug"), and relations the serializer reads (select_related).
+    "PRODUCT_SERIALIZER": None,
+    "PRODUCT_SEARCH_FIELDS": [],
+    "PRODUCT_CATEGORY_LOOKUP": None,
+    "PRODUCT_SELECT_RELATED": [],
     # Events API limits.
     "MAX_EVENTS_PER_BATCH": 500,
     "MAX_EVENT_AGE_DAYS": 7,

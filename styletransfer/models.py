@@ -73,7 +73,10 @@ class Style(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         """Bump the version when the pixels would change, so stale renditions are never served."""
-        if self.reference_image:
+        if self.reference_image and not self.reference_image._committed:
+            # A fresh upload: hash it in place, since closing it would lose it before it is stored.
+            self.reference_hash = specs.file_hash(self.reference_image.file)
+        elif self.reference_image:
             with self.reference_image.open("rb") as fh:
                 self.reference_hash = specs.file_hash(fh)
         new_params_hash = specs.params_hash(self.render_params().canonical(), self.reference_hash)

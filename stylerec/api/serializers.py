@@ -1,9 +1,14 @@
 """Serializers of the stylerec API: the events contract and what shoppers see."""
 
+import functools
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.module_loading import import_string
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from styletransfer.conf import conf as styletransfer_conf
 
 from ..conf import conf
 from ..models import Event
@@ -70,3 +75,206 @@ class EventBatchSerializer(serializers.Serializer):
 class IngestResultSerializer(serializers.Serializer):
     stored = serializers.IntegerField()
     duplicates = serializers.IntegerField()
+
+
+# --- Shoppers ----------------------------------------------------------------------------------
+
+
+class ShopperSerializer(serializers.Serializer):
+    """The calling shopper."""
+
+    id = serializers.IntegerField(read_only=True)
+    registered = serializers.SerializerMethodField(help_text="Signed in with an account.")
+    username = serializers.SerializerMethodField()
+    originals_only = serializers.BooleanField(
+        help_text="Show the original photos only (no personalized images)."
+    )
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def get_registered(self, shopper) -> bool:
+        return shopper.user_id is not None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_username(self, shopper):
+        return shopper.user.get_username() if shopper.user_id else None
+
+
+class ShopperUpdateSerializer(serializers.Serializer):
+    originals_only = serializers.BooleanField()
+
+
+class AnonymousShopperSerializer(serializers.Serializer):
+    token = serializers.CharField(
+        help_text="Send it as `Authorization: Shopper <token>` until the shopper signs in."
+    )
+    shopper = ShopperSerializer()
+
+
+class SignInSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, style={"input_type": "password"})
+    anonymous_token = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="The install's anonymous shopper token: its history joins the account.",
+    )
+
+
+class SignInResultSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+    shopper = ShopperSerializer()
+    merged = serializers.BooleanField(help_text="Whether an anonymous history was merged in.")
+
+
+class ForgetResultSerializer(serializers.Serializer):
+    """How many records were deleted."""
+
+    events = serializers.IntegerField()
+    decisions = serializers.IntegerField()
+    profiles = serializers.IntegerField()
+
+
+# --- Products ----------------------------------------------------------------------------------
+
+
+class ProductQuerySerializer(serializers.Serializer):
+    category = serializers.CharField(
+        max_length=100, required=False, help_text="Only products of this category."
+    )
+    search = serializers.CharField(
+        max_length=100, required=False, help_text="Only products whose text contains this."
+    )
+
+
+class PersonalizedImageSerializer(serializers.Serializer):
+    """The image chosen for the calling shopper, and the decision events must name."""
+
+    url = serializers.URLField(allow_null=True)
+    style = serializers.CharField(help_text="Style slug, or `original`.")
+    decision = serializers.IntegerField(
+        allow_null=True,
+        help_text="Send it with impression and click events; null when nothing was decided "
+        "(personalization off, original photos asked for, or an unidentified caller).",
+    )
+
+
+class DefaultProductSerializer(serializers.Serializer):
+    """A product as any shop has it; shops name their own in STYLEREC['PRODUCT_SERIALIZER']."""
+
+    id = serializers.CharField(source="pk", read_only=True)
+    name = serializers.CharField(source="__str__", read_only=True)
+
+
+class ProductImagesSerializer(serializers.Serializer):
+    """The fields stylerec adds to the shop's product serializer."""
+
+    image = serializers.SerializerMethodField(help_text="The original product photo.")
+    personalized = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_image(self, product):
+        images = styletransfer_conf.product_images(product)
+        return self._absolute(images[0].url) if images else None
+
+    @extend_schema_field(PersonalizedImageSerializer)
+    def get_personalized(self, product) -> dict:
+        shown = self.context["shown"][product.pk]
+        return {
+            "url": self._absolute(shown.url),
+            "style": shown.style,
+            "decision": shown.decision_id,
+        }
+
+    def _absolute(self, url: str):
+        if not url:
+            return None
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+def product_serializer() -> type[serializers.Serializer]:
+    """The shop's product serializer with stylerec's image fields added."""
+    return _with_images(conf.PRODUCT_SERIALIZER or f"{__name__}.DefaultProductSerializer")
+
+
+@functools.cache
+def _with_images(path: str) -> type[serializers.Serializer]:
+    base = import_string(path)
+    attrs = {"__module__": __name__, "__doc__": base.__doc__}
+    meta = getattr(base, "Meta", None)
+    if isinstance(getattr(meta, "fields", None), list | tuple):
+        attrs["Meta"] = type("Meta", (meta,), {"fields": [*meta.fields, "image", "personalized"]})
+    return type("ProductSerializer", (base, ProductImagesSerializer), attrs)
+
+
+# --- Preferences and export ----------------------------------------------------------------------
+
+
+class StylePreferenceSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(help_text="1 is the style the shopper responds to most.")
+    style = serializers.CharField(help_text="Style slug, or `original` for the plain photo.")
+    name = serializers.CharField()
+    verdict = serializers.CharField(help_text="The preference in words.")
+    engagement_per_100_views = serializers.FloatField(
+        help_text="Expected clicks (add-to-carts and purchases weighted in) per 100 views."
+    )
+    uncertainty_per_100_views = serializers.FloatField(
+        help_text="One standard deviation of that expectation: large while still learning."
+    )
+    shown_percent = serializers.FloatField(
+        help_text="How often this shopper is shown the style when it is available."
+    )
+
+
+class PreferencesSerializer(serializers.Serializer):
+    summary = serializers.CharField()
+    model_version = serializers.CharField(allow_null=True)
+    personalized = serializers.BooleanField(
+        help_text="False while the shopper has no fitted profile (the population's taste)."
+    )
+    decisions = serializers.IntegerField(help_text="Images the profile was fitted on.")
+    styles = StylePreferenceSerializer(many=True)
+
+
+class ExportedProfileSerializer(serializers.Serializer):
+    model_version = serializers.CharField()
+    decisions = serializers.FloatField()
+    updated_at = serializers.DateTimeField()
+    preference_mean = serializers.ListField(child=serializers.FloatField())
+    preference_covariance = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField())
+    )
+
+
+class ExportedDecisionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    product_id = serializers.CharField()
+    candidates = serializers.ListField(child=serializers.CharField())
+    probabilities = serializers.ListField(child=serializers.FloatField())
+    chosen = serializers.CharField()
+    propensity = serializers.FloatField()
+    model_version = serializers.CharField()
+    policy = serializers.CharField()
+    context = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class ExportedEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    decision_id = serializers.IntegerField(allow_null=True)
+    product_id = serializers.CharField()
+    style_slug = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    received_at = serializers.DateTimeField()
+    source = serializers.CharField()
+
+
+class ExportSerializer(serializers.Serializer):
+    """All data stylerec holds about the shopper."""
+
+    shopper = ShopperSerializer()
+    profile = ExportedProfileSerializer(allow_null=True)
+    decisions = ExportedDecisionSerializer(many=True)
+    events = ExportedEventSerializer(many=True)

@@ -1,17 +1,42 @@
 """API views: parse, call a service, answer."""
 
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.permissions import AllowAny
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from styletransfer.api.schema import error_responses
+
+from ..chooser import choose_images, device_class
 from ..events import decisions_of, events_ingest
 from ..models import Shopper
-from ..shoppers import shopper_for_request, shopper_for_user
+from ..selectors import products_for_api, shopper_export, shopper_preferences
+from ..services import shopper_create_anonymous, shopper_sign_in, shopper_sign_out
+from ..shoppers import SESSION_KEY, shopper_for_request, shopper_for_user, shopper_forget
+from . import schema  # noqa: F401  (registers the schema of the shopper authentications)
 from .authentication import CsrfFreeSessionAuthentication, ShopperTokenAuthentication
-from .serializers import EventBatchSerializer, IngestResultSerializer
+from .serializers import (
+    AnonymousShopperSerializer,
+    EventBatchSerializer,
+    ExportSerializer,
+    ForgetResultSerializer,
+    IngestResultSerializer,
+    PreferencesSerializer,
+    ProductQuerySerializer,
+    ShopperSerializer,
+    ShopperUpdateSerializer,
+    SignInResultSerializer,
+    SignInSerializer,
+    product_serializer,
+)
 
 
 def request_shopper(request) -> Shopper:
@@ -36,7 +61,7 @@ class EventsView(APIView):
 
     @extend_schema(
         request=EventBatchSerializer,
-        responses={202: IngestResultSerializer},
+        responses={202: IngestResultSerializer, **error_responses(400, 401, 403, 415)},
         summary="Record a batch of shopper events",
     )
     def post(self, request):
@@ -61,3 +86,260 @@ class EventsView(APIView):
             ],
         )
         return Response(IngestResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- Who is calling ----------------------------------------------------------------------------
+
+SHOPPER_AUTHENTICATION = [ShopperTokenAuthentication, TokenAuthentication, SessionAuthentication]
+
+
+def existing_shopper(request) -> Shopper | None:
+    """The calling shopper if there is one already; unlike request_shopper, never creates
+    a session shopper, so clients without cookies do not leave a shopper per request."""
+    if isinstance(request.auth, Shopper):
+        return request.auth
+    if request.user and request.user.is_authenticated:
+        return shopper_for_user(request.user)
+    session = getattr(request._request, "session", None)
+    if session is not None and session.get(SESSION_KEY):
+        return Shopper.objects.filter(pk=session[SESSION_KEY], user=None).first()
+    return None
+
+
+class IsShopper(BasePermission):
+    """A known shopper: an app token, an account, or a web session that has one."""
+
+    message = "Identify the shopper: a shopper token, an account token or a session."
+
+    def has_permission(self, request, view) -> bool:
+        shopper = existing_shopper(request)
+        if shopper is None:
+            return False
+        if request.method not in SAFE_METHODS and request.successful_authenticator is None:
+            # An anonymous web session: CSRF applies to it as to a signed-in one.
+            SessionAuthentication().enforce_csrf(request)
+        request.shopper = shopper
+        return True
+
+
+class ShopperAPIView(APIView):
+    authentication_classes = SHOPPER_AUTHENTICATION
+    permission_classes = [IsShopper]
+    throttle_scope = "shoppers"
+
+
+# --- Sign-in -----------------------------------------------------------------------------------
+
+
+class AnonymousShopperView(APIView):
+    """A fresh app install asks for a shopper of its own."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_scope = "shoppers"
+
+    @extend_schema(
+        summary="Create an anonymous shopper for a fresh app install",
+        request=None,
+        responses={201: AnonymousShopperSerializer, **error_responses()},
+    )
+    def post(self, request) -> Response:
+        shopper = shopper_create_anonymous()
+        return Response(
+            AnonymousShopperSerializer({"token": shopper.token, "shopper": shopper}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class SignInView(APIView):
+    """An app signs a registered account in and merges its anonymous history into it."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_scope = "shoppers"
+
+    @extend_schema(
+        summary="Sign in with an account; merges the install's anonymous shopper",
+        request=SignInSerializer,
+        responses={200: SignInResultSerializer, **error_responses(400, 415)},
+    )
+    def post(self, request) -> Response:
+        serializer = SignInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        credentials = serializer.validated_data
+        user = authenticate(
+            request._request, username=credentials["username"], password=credentials["password"]
+        )
+        if user is None:
+            raise ValidationError({"non_field_errors": ["Unable to sign in with these details."]})
+        result = shopper_sign_in(
+            request=request._request,
+            user=user,
+            anonymous_token=credentials.get("anonymous_token"),
+        )
+        return Response(SignInResultSerializer(result).data)
+
+
+class SignOutView(APIView):
+    """Revoke the account's API token."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_scope = "shoppers"
+
+    @extend_schema(
+        summary="Sign out: revoke the account's token",
+        request=None,
+        responses={204: None, **error_responses(401, 403)},
+    )
+    def post(self, request) -> Response:
+        shopper_sign_out(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Products ----------------------------------------------------------------------------------
+
+
+class ProductsPagination(PageNumberPagination):
+    page_size = 24
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class ProductSchema(AutoSchema):
+    """The product serializer is the shop's, named in settings: resolved when the schema is
+    built, like the view resolves it per request."""
+
+    def get_response_serializers(self) -> dict:
+        return {200: product_serializer(), **error_responses(*self.view.error_codes)}
+
+
+class ProductViewMixin:
+    schema = ProductSchema()
+    authentication_classes = SHOPPER_AUTHENTICATION
+    permission_classes = [AllowAny]
+    throttle_scope = "catalog"
+    pagination_class = ProductsPagination
+    shown: dict
+
+    def get_serializer_class(self):
+        return product_serializer()
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "shown": self.shown}
+
+    def choose_for(self, products) -> None:
+        """Choose the images with the storefront's chooser: app events join its decisions."""
+        self.shown = choose_images(
+            shopper=existing_shopper(self.request),
+            products=products,
+            context={
+                "device": device_class(self.request.headers.get("User-Agent", "")),
+                "channel": "api",
+            },
+        )
+
+
+class ProductListView(ProductViewMixin, ListAPIView):
+    """The catalogue, with each product's image chosen for the calling shopper."""
+
+    error_codes = (400, 401, 404)
+
+    @extend_schema(
+        summary="List products with personalized images", parameters=[ProductQuerySerializer]
+    )
+    def get(self, request, *args, **kwargs) -> Response:
+        query = ProductQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            products = products_for_api(**query.validated_data)
+            page = self.paginate_queryset(products)
+        except (ValueError, TypeError, DjangoValidationError) as exc:
+            raise ValidationError({"category": ["No such category."]}) from exc
+        self.choose_for(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ProductDetailView(ProductViewMixin, RetrieveAPIView):
+    """One product, with its image chosen for the calling shopper."""
+
+    def get_object(self):
+        try:
+            product = products_for_api().filter(pk=self.kwargs["pk"]).first()
+        except (ValueError, TypeError, DjangoValidationError):
+            product = None  # /products/abc/ in a shop with integer keys
+        if product is None:
+            raise NotFound()
+        return product
+
+    error_codes = (401, 404)
+
+    @extend_schema(summary="One product with its personalized image")
+    def get(self, request, *args, **kwargs) -> Response:
+        product = self.get_object()
+        self.choose_for([product])
+        return Response(self.get_serializer(product).data)
+
+
+# --- The shopper's own data --------------------------------------------------------------------
+
+
+class MeView(ShopperAPIView):
+    """The calling shopper: who they are, the original-photos switch, and forgetting them."""
+
+    @extend_schema(
+        summary="The calling shopper",
+        responses={200: ShopperSerializer, **error_responses(401, 403)},
+    )
+    def get(self, request) -> Response:
+        return Response(ShopperSerializer(request.shopper).data)
+
+    @extend_schema(
+        summary="Switch between personalized and original photos",
+        request=ShopperUpdateSerializer,
+        responses={200: ShopperSerializer, **error_responses(400, 401, 403, 415)},
+    )
+    def patch(self, request) -> Response:
+        serializer = ShopperUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        shopper = request.shopper
+        shopper.originals_only = serializer.validated_data["originals_only"]
+        shopper.save(update_fields=["originals_only"])
+        return Response(ShopperSerializer(shopper).data)
+
+    @extend_schema(
+        summary="Forget the shopper: events, decisions and profile are deleted",
+        responses={200: ForgetResultSerializer, **error_responses(401, 403)},
+    )
+    def delete(self, request) -> Response:
+        counts = shopper_forget(shopper=request.shopper)
+        session = getattr(request._request, "session", None)
+        if session is not None:
+            session.pop(SESSION_KEY, None)
+        return Response(ForgetResultSerializer(counts).data)
+
+
+class PreferencesView(ShopperAPIView):
+    """The shopper's style preferences, ranked, in words."""
+
+    @extend_schema(
+        summary="The shopper's style preferences, ranked with scores",
+        responses={200: PreferencesSerializer, **error_responses(401, 403)},
+    )
+    def get(self, request) -> Response:
+        return Response(PreferencesSerializer(shopper_preferences(shopper=request.shopper)).data)
+
+
+class ExportView(ShopperAPIView):
+    """Everything held about the shopper, as one JSON document."""
+
+    @extend_schema(
+        summary="Export all data held about the shopper",
+        responses={200: ExportSerializer, **error_responses(401, 403)},
+    )
+    def get(self, request) -> Response:
+        export = ExportSerializer(shopper_export(shopper=request.shopper)).data
+        return Response(
+            export,
+            headers={"Content-Disposition": 'attachment; filename="stylerec-export.json"'},
+        )
