@@ -138,9 +138,9 @@ def evaluate_policies(
     on `fit`, uniform random, always-original and the best single style (by DR).
 
     Pass logs the fit has NOT seen (decisions logged after its data cutoff). Scored on
-    the logs it was fitted on, a policy looks 20-25% better than it is on the simulator
+    the logs it was fitted on, a policy looked 10-65% better than it was on the simulator
     (it favours the arms that were lucky for each shopper); out of sample the estimates
-    landed within 5% of the realised click rate.
+    landed within 6% of the policy's true value and 10% of its realised click rate.
     """
     predictions = reward_predictions(fit, logs, arm_features)
     means, covs = fit.preferences(logs.shopper)
