@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from stylerec.ml.policy import ExplorationSettings, decision_probabilities
-from stylerec.ml.preferences import PreferenceFit
+from stylerec.ml.preferences import PreferenceFit, fit_preferences
 
 Z_95 = 1.959963984540054
 ORIGINAL_ARM = 0
@@ -169,6 +169,20 @@ def evaluate_policies(
     if styles:
         report["best_style"] = max(styles, key=lambda estimates: estimates.dr.value)
     return report
+
+
+def evaluate_holdout(
+    logs: LoggedDecisions,
+    holdout: np.ndarray,
+    arm_features: np.ndarray,
+    settings: ExplorationSettings,
+    rng: np.random.Generator,
+) -> dict[str, PolicyEstimates]:
+    """`evaluate_policies` without in-sample optimism: fit on the decisions outside
+    `holdout` (bool (N,), e.g. those logged after a cutoff time) and score on the rest."""
+    train, test = logs.subset(~holdout), logs.subset(holdout)
+    fit = fit_preferences(train.shopper, train.chosen, train.reward, arm_features)
+    return evaluate_policies(test, fit, arm_features, settings, rng)
 
 
 def _weights(logs: LoggedDecisions, target_probabilities: np.ndarray) -> np.ndarray:

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from stylerec.ml.evaluate import estimate_policy, reward_predictions
+from stylerec.ml.evaluate import (
+    estimate_policy,
+    evaluate_holdout,
+    evaluate_policies,
+    reward_predictions,
+)
 from stylerec.ml.policy import ExplorationSettings, decision_probabilities
 from stylerec.ml.simulate import make_shoppers, run_loop, synthetic_style_embeddings
 from stylerec.ml.space import StyleSpace
@@ -66,6 +71,22 @@ def test_offline_estimate_of_a_deployed_policy_matches_its_realised_ctr(world):
     # The logs did come from a different policy: the weights are not all one.
     weights = target[np.arange(len(logs)), logs.chosen] / logs.propensity
     assert weights.std() > 0.1
+
+
+def test_holdout_evaluation_is_honest_where_in_sample_is_optimistic(world):
+    _, arm_features, loop = world
+    last_round = loop.round_of == 5
+    holdout = evaluate_holdout(
+        loop.logs, last_round, arm_features, SETTINGS, np.random.default_rng(2)
+    )
+    realised = loop.rounds[5].ctr
+    assert abs(holdout["current"].snips.value - realised) <= 0.05 * realised
+    assert holdout["uniform"].dr.value < 0.7 * realised
+    # The same report on a fit that has seen these decisions flatters the model.
+    in_sample = evaluate_policies(
+        loop.logs.subset(last_round), loop.final, arm_features, SETTINGS, np.random.default_rng(2)
+    )
+    assert in_sample["greedy"].dr.value > 1.05 * holdout["greedy"].dr.value
 
 
 def test_with_personal_tastes_the_loop_beats_the_best_single_style():
