@@ -72,6 +72,10 @@ def make_shoppers(
     utility variance common to all shoppers (fashion), the rest is personal. Click
     probability = sigmoid(logit(base_ctr) + personal offset + strength * utility), which
     gives click rates of about 1-25%, most between 2% and 20%.
+
+    How far 50 impressions get depends on `shared_taste` more than on the learner: at
+    0.9 (the default) the loop reached 0.89-0.97 of the oracle in 8 of 8 worlds; at 0.3
+    about 0.83, where even the true population prior does no better (bench/fit.py).
     """
     embeddings = np.asarray(style_embeddings, dtype=np.float64)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
