@@ -74,7 +74,8 @@ def make_shoppers(
     gives click rates of about 1-25%, most between 2% and 20%.
 
     How far 50 impressions get depends on `shared_taste` more than on the learner: at
-    0.9 (the default) the loop reached 0.89-0.97 of the oracle in 8 of 8 worlds; at 0.3
+    0.9 (the default) the loop reached 0.89-0.97 of the oracle (0.9 or more in 7 of 8
+    worlds); at 0.3
     about 0.83, where even the true population prior does no better (bench/fit.py).
     """
     embeddings = np.asarray(style_embeddings, dtype=np.float64)
