@@ -75,8 +75,7 @@ def make_shoppers(
 
     How far 50 impressions get depends on `shared_taste` more than on the learner: at
     0.9 (the default) the loop reached 0.89-0.97 of the oracle (0.9 or more in 7 of 8
-    worlds); at 0.3
-    about 0.83, where even the true population prior does no better (bench/fit.py).
+    worlds); at 0.3 about 0.83, where even the true population prior does no better.
     """
     embeddings = np.asarray(style_embeddings, dtype=np.float64)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
