@@ -17,13 +17,14 @@ import torch.nn.functional as F
 
 from .engines import images
 from .engines.base import EngineError
-from .engines.decoder import Decoder, adain, mean_std, save_decoder
+from .engines.decoder import Decoder, adain, autocast, mean_std, save_decoder
 from .engines.vgg import check_device, load_vgg19
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # Typical channel-statistic magnitudes of the Caffe VGG per layer (measured on photos and
 # paintings), so that every layer's style term and the content term weigh in at O(1).
 LAYER_SCALE = {"relu1_1": 30.0, "relu2_1": 150.0, "relu3_1": 200.0, "relu4_1": 700.0}
+LOGGED = ("content", "style", "recon")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -35,7 +36,8 @@ class TrainConfig:
     steps: int = 4000
     size: int = 160
     batch: int = 6
-    style_weight: float = 2.0
+    style_weight: float = 3.0
+    recon_weight: float = 5.0
     lr: float = 4e-4
     lr_decay: float = 2e-4
     photo_style_share: float = 0.15
@@ -131,9 +133,10 @@ class StyleBank:
                     crop = hue_rotate(crop, rng.uniform(0.5, 2 * math.pi - 0.5))
                 crops.append(crop)
         photo_count = round(len(crops) * config.photo_style_share)
-        crops += [random_crop(rng.choice(self.photos), config.size, rng)[None] for _ in range(
-            photo_count if self.photos else 0
-        )]
+        crops += [
+            random_crop(rng.choice(self.photos), config.size, rng)[None]
+            for _ in range(photo_count if self.photos else 0)
+        ]
         self.stats = []
         for start in range(0, len(crops), 16):
             chunk = torch.cat(crops[start : start + 16]).to(self.config.device)
@@ -156,27 +159,18 @@ class StyleBank:
         }
 
 
-def autocast(device: str):
-    """fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else plain float32."""
-    if device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16())
+def losses(vgg, decoder, content: torch.Tensor, style_stats, device: str) -> dict[str, Any]:
+    """The AdaIN paper's content and style losses, plus a cheap pixel reconstruction term.
 
-
-def cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def losses(vgg, decoder, content: torch.Tensor, style_stats, device: str):
-    """(content loss, style loss) of decoding AdaIN(content, style), AdaIN paper's objective."""
+    Reconstruction (decoding the content's own features back to the photo) needs no pass
+    through the encoder, so it is the cheapest signal there is for inverting VGG features;
+    the engine also uses that reconstruction to keep detail at strengths below 100.
+    """
     with torch.no_grad(), autocast(device):
         content_features = vgg(content, ["relu4_1"])["relu4_1"]
     target = adain(content_features, *style_stats["relu4_1"])
     with autocast(device):
-        output = decoder(target)
+        output, reconstruction = decoder(torch.cat([target, content_features.float()])).chunk(2)
         taps = vgg(output.float(), STYLE_LAYERS)
     scale = LAYER_SCALE["relu4_1"]
     content_loss = F.mse_loss(taps["relu4_1"].float() / scale, target / scale)
@@ -189,7 +183,8 @@ def losses(vgg, decoder, content: torch.Tensor, style_stats, device: str):
         style_loss = style_loss + F.mse_loss(std / scale, target_std / scale)
     # Pixels outside 0..1 are clipped at render time; keep the decoder from relying on them.
     range_loss = (output.float() - output.float().clamp(0, 1)).pow(2).mean()
-    return content_loss, style_loss, range_loss
+    recon_loss = F.l1_loss(reconstruction.float(), content)
+    return {"content": content_loss, "style": style_loss, "recon": recon_loss, "range": range_loss}
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -206,7 +201,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     vgg = load_vgg19(config.device)
     decoder = Decoder().to(config.device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
-    step, seconds, history = 0, 0.0, {"content": None, "style": None}
+    step, seconds, history = 0, 0.0, {}
     if config.resume and config.state_path.is_file():
         state = torch.load(config.state_path, map_location=config.device, weights_only=False)
         decoder.load_state_dict(state["decoder"])
@@ -225,32 +220,30 @@ def train(config: TrainConfig) -> dict[str, Any]:
             bank.refresh()
         for group in optimizer.param_groups:
             group["lr"] = config.lr / (1.0 + config.lr_decay * step)
-        batch = torch.stack([random_crop(rng.choice(photos), config.size, rng) for _ in range(
-            config.batch
-        )]).to(config.device)
-        content_loss, style_loss, range_loss = losses(
-            vgg, decoder, batch, bank.sample(config.batch), config.device
-        )
-        loss = content_loss + config.style_weight * style_loss + range_loss
+        batch = torch.stack(
+            [random_crop(rng.choice(photos), config.size, rng) for _ in range(config.batch)]
+        ).to(config.device)
+        terms = losses(vgg, decoder, batch, bank.sample(config.batch), config.device)
+        loss = terms["content"] + config.style_weight * terms["style"] + terms["range"]
+        loss = loss + config.recon_weight * terms["recon"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
-        history = _smooth(history, content_loss.item(), style_loss.item())
+        history = _smooth(history, {name: terms[name].item() for name in LOGGED})
         progress.update(1)
-        progress.set_postfix(content=f"{history['content']:.3f}", style=f"{history['style']:.3f}")
+        progress.set_postfix({name: f"{history[name]:.3f}" for name in LOGGED})
         if step % config.save_every == 0 or step == config.steps:
             _save(config, decoder, optimizer, step, time.monotonic() - started, history, rng)
     progress.close()
     return _save(config, decoder, optimizer, step, time.monotonic() - started, history, rng)
 
 
-def _smooth(history: dict, content: float, style: float) -> dict:
-    if history["content"] is None:
-        return {"content": content, "style": style}
+def _smooth(history: dict[str, float | None], values: dict[str, float]) -> dict[str, float]:
+    """Exponential moving averages (about the last 50 steps) of the logged losses."""
     return {
-        "content": 0.98 * history["content"] + 0.02 * content,
-        "style": 0.98 * history["style"] + 0.02 * style,
+        name: value if history.get(name) is None else 0.98 * history[name] + 0.02 * value
+        for name, value in values.items()
     }
 
 
@@ -276,10 +269,10 @@ def _save(config, decoder, optimizer, step, seconds, history, rng) -> dict[str, 
         "size": config.size,
         "batch": config.batch,
         "style_weight": config.style_weight,
+        "recon_weight": config.recon_weight,
         "content": [str(p) for p in config.content],
         "style": [str(p) for p in config.style],
-        "final_content_loss": history["content"],
-        "final_style_loss": history["style"],
+        "final_losses": {name: round(value, 4) for name, value in history.items()},
     }
     state = {
         "decoder": decoder.state_dict(),
@@ -309,6 +302,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=defaults.size, help="crop size in px")
     parser.add_argument("--batch", type=int, default=defaults.batch)
     parser.add_argument("--style-weight", type=float, default=defaults.style_weight)
+    parser.add_argument("--recon-weight", type=float, default=defaults.recon_weight)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
     parser.add_argument("--minutes", type=float, help="stop (and save) after this long")
@@ -327,6 +321,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         size=args.size,
         batch=args.batch,
         style_weight=args.style_weight,
+        recon_weight=args.recon_weight,
         lr=args.lr,
         save_every=args.save_every,
         minutes=args.minutes,
@@ -342,8 +337,8 @@ def run(args: argparse.Namespace) -> int:
     meta = train(config_from_args(args))
     print(
         f"wrote {args.out} after {meta['steps']} steps ({meta['seconds']:.0f} s): "
-        f"content {meta['final_content_loss']:.4f}, style {meta['final_style_loss']:.4f}, "
-        f"sha256 {meta['sha256']}"
+        + ", ".join(f"{name} {value:.4f}" for name, value in meta["final_losses"].items())
+        + f", sha256 {meta['sha256']}"
     )
     return 0
 

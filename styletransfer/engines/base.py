@@ -36,6 +36,7 @@ Progress = Callable[[int, int], None]
 ENGINES: dict[str, str] = {
     "optimize": "styletransfer.engines.optimize:OptimizeEngine",
     "color": "styletransfer.engines.color:ColorEngine",
+    "feedforward": "styletransfer.engines.feedforward:FeedForwardEngine",
 }
 ENGINE_NAMES: tuple[str, ...] = tuple(ENGINES)
 MODES: tuple[str, ...] = ("whole", "product")
@@ -60,6 +61,7 @@ class RenderParams:
     # does not invalidate renditions.
     IGNORED: ClassVar[dict[str, frozenset[str]]] = {
         "color": frozenset({"steps", "seed"}),
+        "feedforward": frozenset({"steps", "seed"}),
     }
 
     def validate(self) -> RenderParams:
@@ -84,6 +86,8 @@ class RenderParams:
     def canonical(self) -> dict[str, Any]:
         """The engine-relevant values, sorted by name, in a form that hashes stably."""
         ignored = self.IGNORED.get(self.engine, frozenset())
+        if self.mode == "product":  # the product keeps its colours anyway
+            ignored = ignored | {"preserve_colors"}
         values = {k: v for k, v in asdict(self).items() if k not in ignored}
         for name in ("sharpen", "denoise"):
             if name in values:

@@ -1,0 +1,158 @@
+"""The feed-forward decoder (VGG19 relu4_1 features -> RGB), AdaIN, and its checksummed weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import WeightsError
+
+# A slimmed mirror of VGG19 up to relu4_1: full width where the maps are small, a quarter of
+# it at full resolution, so a 512 px decode costs ~24 GMAC instead of the mirror's ~63.
+ARCH: dict[str, Any] = {
+    "kind": "adain-relu4_1",
+    "stages": [[512, 256], [256, 128, 128], [128, 64, 64], [64, 32]],
+    # relu4_1 of the Caffe VGG is O(1000) for 0..255 pixels; the convolutions want O(1).
+    "input_scale": 0.001,
+}
+FORMAT = 1
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED_FILE = WEIGHTS_DIR / "decoder.pt"
+# sha256 of the decoder shipped in styletransfer/weights/; a retrained file is
+# shipped by updating this line (the training command prints the value).
+SHIPPED_SHA256 = "07d5da514a46726ad9ad24525b85507eda4bd5af2f5dd8ddae4e5f530ed49b01"
+TRAIN_COMMAND = (
+    "python -m styletransfer train-decoder --content ../shared/data/train "
+    "--style ../shared/data/styles --out styletransfer/weights/decoder.pt"
+)
+
+
+class Decoder(nn.Module):
+    """relu4_1 features (N x 512 x h x w) -> RGB in 0..1 (N x 3 x 8h x 8w)."""
+
+    def __init__(self, arch: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        arch = arch or ARCH
+        stages = arch["stages"]
+        self.input_scale = float(arch["input_scale"])
+        layers: list[nn.Module] = []
+        for index, widths in enumerate(stages):
+            for c_in, c_out in zip(widths, widths[1:], strict=False):
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True)]
+            if index < len(stages) - 1:
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        # Zero padding: reflection padding cost a third of the CPU decode time.
+        layers.append(nn.Conv2d(stages[-1][-1], 3, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features * self.input_scale)
+
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation (N x C x 1 x 1 each), computed in float32."""
+    flat = features.float().flatten(2)
+    mean = flat.mean(dim=2)
+    std = (flat.var(dim=2, unbiased=False) + eps).sqrt()
+    return mean[..., None, None], std[..., None, None]
+
+
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
+    """Content features renormalised to the style's channel statistics (Huang & Belongie 2017)."""
+    mean, std = mean_std(content)
+    return (content.float() - mean) / std * style_std + style_mean
+
+
+def autocast(device: str):
+    """fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX: ~3x), else float32."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16())
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_path() -> Path:
+    """$STYLETRANSFER_DECODER_WEIGHTS, else the decoder shipped inside the package."""
+    override = os.environ.get("STYLETRANSFER_DECODER_WEIGHTS")
+    return Path(override) if override else SHIPPED_FILE
+
+
+def expected_sha256(path: Path) -> str:
+    """The checksum `path` must have: the one pinned here, or the `.sha256` file beside it."""
+    if path.resolve() == SHIPPED_FILE.resolve() and SHIPPED_SHA256:
+        return SHIPPED_SHA256
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        return sidecar.read_text().split()[0]
+    except (OSError, IndexError):
+        raise WeightsError(
+            f"decoder weights at {path} have no checksum ({sidecar.name} is missing); "
+            f"retrain them with `{TRAIN_COMMAND}`"
+        ) from None
+
+
+def load_decoder(path: Path | None = None) -> tuple[Decoder, dict[str, Any]]:
+    """The decoder in float32 and its metadata, after checking the file's sha256."""
+    path = Path(path) if path is not None else weights_path()
+    restore = "restore it with `git checkout -- styletransfer/weights/` or retrain it with"
+    if not path.is_file():
+        raise WeightsError(f"decoder weights not found at {path}; {restore} `{TRAIN_COMMAND}`")
+    checksum = sha256_of(path)
+    expected = expected_sha256(path)
+    if checksum != expected:
+        raise WeightsError(
+            f"decoder weights at {path} are altered (sha256 {checksum[:12]}…, expected "
+            f"{expected[:12]}…); {restore} `{TRAIN_COMMAND}`"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        meta = json.loads(payload["meta"])
+        decoder = Decoder(meta["arch"])
+        decoder.load_state_dict({k: v.float() for k, v in payload["state"].items()})
+    except Exception as exc:  # the checksum matched, so the writer and reader disagree
+        raise WeightsError(f"cannot read decoder weights at {path}: {exc}") from exc
+    decoder.requires_grad_(False).eval()
+    return decoder, meta | {"sha256": checksum}
+
+
+def save_decoder(decoder: Decoder, path: Path, meta: dict[str, Any]) -> str:
+    """Write fp16 weights plus metadata atomically, and the `.sha256` beside them; return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "state": {k: v.detach().to("cpu", torch.float16) for k, v in decoder.state_dict().items()},
+        "meta": json.dumps({"format": FORMAT, "arch": ARCH} | meta, sort_keys=True),
+    }
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+    checksum = sha256_of(path)
+    path.with_name(path.name + ".sha256").write_text(f"{checksum}  {path.name}\n")
+    return checksum
+
+
+def upsample_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Crop or resize a decoded image to the input's exact size (VGG pools floor odd sizes)."""
+    if image.shape[-2:] == (height, width):
+        return image
+    return F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False)

@@ -1,0 +1,170 @@
+"""The `feedforward` engine: one pass of VGG19 relu4_1 -> AdaIN -> the project's trained decoder."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import images
+from .base import Canvas, Engine, Progress, RenderParams
+from .decoder import adain, autocast, load_decoder, mean_std
+from .vgg import check_device, load_vgg19
+
+STYLE_CACHE_SIZE = 32
+# Below this AdaIN alpha the decoder's reconstruction error is added back, fading from all of
+# it at alpha 0 to none here; above it one decode is enough (the default strength, 70, is).
+DETAIL_UNTIL = 0.9
+MULTIPLE = 8  # relu4_1 is three poolings deep: inputs padded to a multiple of 8 decode exactly
+
+
+class FeedForwardEngine(Engine):
+    """AdaIN (Huang & Belongie 2017) with a decoder trained by `train-decoder`."""
+
+    name = "feedforward"
+
+    def __init__(self, device: str = "cpu", weights: Path | None = None) -> None:
+        super().__init__(device)
+        self.weights = weights
+        self.meta: dict[str, Any] = {}
+        self._style_stats: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the decoder's weights change (part of a style's pixel identity)."""
+        return self.meta.get("sha256", "")[:16]
+
+    def load(self) -> None:
+        check_device(self.device)
+        decoder, self.meta = load_decoder(self.weights)
+        self.vgg = load_vgg19(self.device)
+        self.decoder = decoder.to(self.device, memory_format=torch.channels_last)
+        self.loaded = True
+
+    def infer(self, canvas: Canvas, params: RenderParams, progress: Progress | None) -> np.ndarray:
+        stylised = self.stylise([self._pixels(canvas, params)], canvas.style, params)[0]
+        if progress is not None:
+            progress(1, 1)
+        return stylised
+
+    def render_batch(
+        self, contents: Sequence[Image.Image], style: Image.Image, params: RenderParams
+    ) -> list[Image.Image]:
+        """Stylise several content images after one style; same-sized canvases share a pass."""
+        params.validate()
+        if not self.loaded:
+            self.load()
+        canvases = [self.preprocess(content, style, params) for content in contents]
+        outputs: list[Image.Image | None] = [None] * len(canvases)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, canvas in enumerate(canvases):
+            by_shape.setdefault(canvas.content.shape, []).append(index)
+        for indices in by_shape.values():
+            group = [self._pixels(canvases[i], params) for i in indices]
+            for index, stylised in zip(
+                indices, self.stylise(group, canvases[indices[0]].style, params), strict=True
+            ):
+                outputs[index] = self.postprocess(stylised, canvases[index], params)
+        return [output for output in outputs if output is not None]
+
+    def _pixels(self, canvas: Canvas, params: RenderParams) -> np.ndarray:
+        """What the encoder sees: in product mode the painting stands in for the plain backdrop,
+        so the decoder paints brushwork there (finish() puts the product's true pixels back)."""
+        if params.mode != "product" or canvas.mask is None:
+            return canvas.content
+        from .color import painted_backdrop
+
+        coverage = canvas.mask[..., None]
+        backdrop = painted_backdrop(canvas, adain_alpha(params.strength))
+        # content = coverage * product + (1 - coverage) * plain: swap the plain part only.
+        swapped = canvas.content + (1 - coverage) * (backdrop - canvas.backdrop)
+        return swapped.astype(np.float32)
+
+    def stylise(
+        self, contents: Sequence[np.ndarray], style: np.ndarray, params: RenderParams
+    ) -> list[np.ndarray]:
+        """H x W x 3 float arrays of one shape -> their stylised versions (same shape)."""
+        alpha = adain_alpha(params.strength)
+        if alpha == 0:
+            return [np.array(content, dtype=np.float32) for content in contents]
+        height, width = contents[0].shape[:2]
+        batch = torch.from_numpy(np.stack(contents).transpose(0, 3, 1, 2).copy())
+        batch = _pad_to_multiple(batch.to(self.device), MULTIPLE)
+        style_mean, style_std = self.style_statistics(style)
+        with torch.inference_mode(), autocast(self.device):
+            content_features = self.vgg(batch, ["relu4_1"])["relu4_1"]
+            target = adain(content_features, style_mean, style_std)
+            target = alpha * target + (1 - alpha) * content_features.float()
+            detail = max(0.0, 1.0 - alpha / DETAIL_UNTIL)
+            if detail > 0:
+                # Decoding the content's own features too gives the decoder's reconstruction
+                # error; adding it back keeps the photo's detail at low strengths.
+                decoded = self._decode(torch.cat([target, content_features.float()]))
+                stylised, reconstruction = decoded.chunk(2)
+                stylised = stylised + detail * (batch - reconstruction)
+            else:
+                stylised = self._decode(target)
+        stylised = stylised[..., :height, :width].clamp(0, 1).float().cpu().numpy()
+        stylised = stylised.transpose(0, 2, 3, 1)
+        if params.preserve_colors and params.mode != "product":  # the backdrop is the style's
+            return [
+                keep_colours(out, content) for out, content in zip(stylised, contents, strict=True)
+            ]
+        return list(stylised)
+
+    def _decode(self, features: torch.Tensor) -> torch.Tensor:
+        features = features.to(memory_format=torch.channels_last)
+        return self.decoder(features).float()
+
+    def style_statistics(self, style: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """relu4_1 channel mean and std of a style image, cached per image and size."""
+        key = hashlib.blake2b(np.ascontiguousarray(style).tobytes(), digest_size=16).hexdigest()
+        key = f"{key}-{style.shape}"
+        with self._lock:
+            cached = self._style_stats.get(key)
+            if cached is not None:
+                self._style_stats.move_to_end(key)
+                return cached
+        pixels = torch.from_numpy(style.transpose(2, 0, 1).copy())[None].to(self.device)
+        with torch.inference_mode(), autocast(self.device):
+            stats = mean_std(self.vgg(pixels, ["relu4_1"])["relu4_1"])
+        with self._lock:
+            self._style_stats[key] = stats
+            while len(self._style_stats) > STYLE_CACHE_SIZE:
+                self._style_stats.popitem(last=False)
+        return stats
+
+
+def adain_alpha(strength: int) -> float:
+    """Strength 0..100 -> AdaIN's feature interpolation weight, eased out: 1 - (1 - s)^2.
+
+    Linear alpha leaves the default strength (70) visibly weaker than the optimize engine's
+    70; the eased curve keeps 0 -> 0 and 100 -> 1 and puts 70 at 0.91, 30 at 0.51.
+    """
+    share = strength / 100.0
+    return 1.0 - (1.0 - share) ** 2
+
+
+def keep_colours(stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Luminance-only transfer: the stylised image's Lab lightness, the content's chroma."""
+    lab = images.srgb_to_lab(stylised)
+    lab[..., 1:] = images.srgb_to_lab(content)[..., 1:]
+    return images.lab_to_srgb(lab).astype(np.float32)
+
+
+def _pad_to_multiple(batch: torch.Tensor, multiple: int) -> torch.Tensor:
+    height, width = batch.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not pad_h and not pad_w:
+        return batch
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)

@@ -1,0 +1,105 @@
+"""The feed-forward engine with the shipped decoder: stylises, keeps products true, loads safely."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from styletransfer.engines import RenderParams, WeightsError, get_engine
+from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
+from styletransfer.engines.feedforward import FeedForwardEngine
+from styletransfer.engines.images import open_image, resize_longest, srgb_to_lab, to_float
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def engine() -> FeedForwardEngine:
+    engine = FeedForwardEngine("cpu")
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="module")
+def starry():
+    return open_image(DATA / "style-starry-night.jpg")
+
+
+@pytest.fixture(scope="module")
+def mug():
+    return open_image(DATA / "product-mug-on-grey.jpg")
+
+
+@pytest.fixture(scope="module")
+def hoodie():
+    return open_image(DATA / "product-hoodie.png")
+
+
+def params(**changes) -> RenderParams:
+    return RenderParams(**({"engine": "feedforward", "size": 128} | changes))
+
+
+def test_the_shipped_decoder_matches_its_pinned_checksum() -> None:
+    assert SHIPPED_SHA256, "styletransfer/weights/decoder.pt ships with its sha256 pinned"
+    _, meta = load_decoder(SHIPPED_FILE)
+    assert meta["sha256"] == SHIPPED_SHA256
+    assert SHIPPED_FILE.stat().st_size <= 15 * 1024 * 1024
+
+
+def test_preserve_colors_keeps_the_content_chroma(engine, mug, starry) -> None:
+    plain = engine.render(mug, starry, params(strength=100))
+    kept = engine.render(mug, starry, params(strength=100, preserve_colors=True))
+    reference = srgb_to_lab(to_float(resize_longest(mug, 128)))[..., 1:]
+
+    def chroma_gap(image) -> float:
+        return float(np.abs(srgb_to_lab(to_float(image))[..., 1:] - reference).mean())
+
+    assert chroma_gap(kept) < 0.5 * chroma_gap(plain)
+
+
+def test_a_batch_renders_like_single_images(engine, mug, hoodie, starry) -> None:
+    batch = engine.render_batch([mug, hoodie, mug], starry, params())
+    assert [image.size for image in batch] == [(128, 128)] * 3
+    single = np.asarray(engine.render(mug, starry, params()), dtype=np.int16)
+    for image in (batch[0], batch[2]):
+        assert np.abs(np.asarray(image, dtype=np.int16) - single).mean() < 1.0
+
+
+def test_missing_weights_name_the_command_to_run(tmp_path) -> None:
+    with pytest.raises(WeightsError, match="not found.*train-decoder"):
+        FeedForwardEngine(weights=tmp_path / "decoder.pt").load()
+
+
+def test_altered_weights_are_refused(tmp_path, monkeypatch) -> None:
+    copy = tmp_path / "decoder.pt"
+    shutil.copy(SHIPPED_FILE, copy)
+    (tmp_path / "decoder.pt.sha256").write_text(f"{SHIPPED_SHA256}  decoder.pt\n")
+    FeedForwardEngine(weights=copy).load()  # an intact copy loads
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    monkeypatch.setenv("STYLETRANSFER_DECODER_WEIGHTS", str(copy))
+    with pytest.raises(WeightsError, match="altered.*train-decoder"):
+        FeedForwardEngine().load()
+
+
+def test_weights_without_a_checksum_are_refused(tmp_path) -> None:
+    copy = tmp_path / "decoder.pt"
+    shutil.copy(SHIPPED_FILE, copy)
+    with pytest.raises(WeightsError, match="no checksum"):
+        FeedForwardEngine(weights=copy).load()
+
+
+def test_get_engine_serves_one_loaded_feedforward_engine() -> None:
+    engine = get_engine("feedforward", "cpu")
+    assert isinstance(engine, FeedForwardEngine) and engine.loaded
+    assert get_engine("feedforward", "cpu") is engine
+    assert len(engine.version) == 16
+
+
+def test_strength_zero_is_the_input(engine, mug, starry) -> None:
+    unchanged = engine.render(mug, starry, params(strength=0))
+    expected = np.asarray(resize_longest(mug, 128), dtype=np.int16)
+    assert np.abs(np.asarray(unchanged, dtype=np.int16) - expected).max() <= 1

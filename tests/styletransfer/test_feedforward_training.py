@@ -1,0 +1,69 @@
+"""train-decoder: a tiny run writes a checksummed decoder and a resumable state."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from styletransfer import training
+from styletransfer.engines import RenderParams
+from styletransfer.engines.feedforward import FeedForwardEngine
+from styletransfer.engines.images import open_image
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture
+def folders(tmp_path) -> tuple[Path, Path]:
+    content, style = tmp_path / "content", tmp_path / "style"
+    content.mkdir()
+    style.mkdir()
+    for name in ("product-hoodie.png", "product-mug-on-grey.jpg"):
+        shutil.copy(DATA / name, content / name)
+    for name in ("style-wave.jpg", "style-the-scream.jpg"):
+        shutil.copy(DATA / name, style / name)
+    (content / "notes.txt").write_text("not an image, skipped by suffix")
+    return content, style
+
+
+def tiny(folders, out: Path, steps: int, resume: bool = False) -> training.TrainConfig:
+    content, style = folders
+    return training.TrainConfig(
+        content=[content],
+        style=[style],
+        out=out,
+        steps=steps,
+        size=64,
+        batch=2,
+        bank_crops=2,
+        save_every=2,
+        resume=resume,
+        threads=None,
+        quiet=True,
+    )
+
+
+def test_a_tiny_run_writes_a_usable_checkpoint_and_resumes(folders, tmp_path) -> None:
+    out = tmp_path / "decoder.pt"
+    meta = training.train(tiny(folders, out, steps=2))
+    assert meta["steps"] == 2 and out.is_file()
+    assert (tmp_path / "decoder.pt.sha256").read_text().split()[0] == meta["sha256"]
+    first = torch.load(out.with_name("decoder.pt.train.pt"), weights_only=False)
+    assert first["step"] == 2
+
+    meta = training.train(tiny(folders, out, steps=3, resume=True))
+    assert meta["steps"] == 3
+    state = torch.load(out.with_name("decoder.pt.train.pt"), weights_only=False)
+    assert state["step"] == 3
+    # the optimiser carried on (Adam's step count), it did not restart from scratch
+    adam_steps = {int(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert adam_steps == {3}
+
+    engine = FeedForwardEngine(weights=out)
+    image = engine.render(
+        open_image(DATA / "product-hoodie.png"),
+        open_image(DATA / "style-wave.jpg"),
+        RenderParams(engine="feedforward", size=64),
+    )
+    assert image.size == (64, 64)
