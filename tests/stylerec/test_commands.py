@@ -26,10 +26,10 @@ def test_fit_without_style_embeddings_says_what_to_do(db):
 
 def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
     out = io.StringIO()
-    call_command("stylerec_simulate", shoppers=60, rounds=5, page=6, seed=1, stdout=out)
+    call_command("stylerec_simulate", shoppers=100, rounds=8, page=6, seed=1, stdout=out)
     print(out.getvalue())  # the per-round figures, for the CI log
     rows = [line.split() for line in out.getvalue().splitlines()[1:]]
-    assert len(rows) == 5
+    assert len(rows) == 8
     first, last = (
         dict(
             zip(
@@ -55,6 +55,7 @@ def test_evaluate_reports_every_policy(shop):
     call_command("stylerec_evaluate", as_json=True, stdout=out)
     report = json.loads(out.getvalue())
     assert report["decisions"] == Decision.objects.count()
+    assert 0 < report["scored"] < report["decisions"], "scored on decisions the fit never saw"
     assert {"current", "greedy", "uniform", "best_style"} <= set(report["policies"])
     for entry in report["policies"].values():
         for estimator in ("ips", "snips", "dr"):
