@@ -53,7 +53,7 @@ def seeded_shop() -> None:
 
     call_command("migrate", verbosity=0)
     call_command("seed_demo", stdout=io.StringIO())
-    for style in Style.objects.filter(embedding=None):
+    for style in Style.objects.filter(embedding__isnull=True):
         services.style_compute_embedding(style=style)
     for style in Style.objects.filter(active=True):
         after = None

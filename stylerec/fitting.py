@@ -34,7 +34,9 @@ class Arms:
 
 def _styles_with_embeddings() -> list[tuple[str, list[float]]]:
     return list(
-        Style.objects.exclude(embedding=None).order_by("pk").values_list("slug", "embedding")
+        Style.objects.exclude(embedding__isnull=True)
+        .order_by("pk")
+        .values_list("slug", "embedding")
     )
 
 

@@ -19,5 +19,14 @@ def _refit_soon(sender, style, **kwargs) -> None:
 
 
 def connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    from styletransfer.models import Style
+
+    from .store import styles_changed
+
     connect_login()
     style_embedding_updated.connect(_refit_soon, dispatch_uid="stylerec-refit")
+    # The chooser caches the active styles; any change to a style drops that cache.
+    for signal in (post_save, post_delete, style_embedding_updated):
+        signal.connect(styles_changed, sender=Style, dispatch_uid=f"stylerec-styles-{id(signal)}")

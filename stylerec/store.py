@@ -81,6 +81,41 @@ def preference_cached(model_version: str, shopper_id: int, data: bytes) -> None:
     _cache().set(f"stylerec:pref:{model_version}:{shopper_id}", data, conf.CACHE_TIMEOUT)
 
 
+STYLES_KEY = "stylerec:styles"
+
+
+@dataclass(frozen=True)
+class ActiveStyle:
+    """What the request path needs of a style; the embedding itself stays in the database."""
+
+    pk: int
+    slug: str
+    version: int
+    params_hash: str
+    embedding_hash: str
+
+
+def active_styles() -> list[ActiveStyle]:
+    """Active styles with an embedding, cached until a style is saved or deleted."""
+    styles = _cache().get(STYLES_KEY)
+    if styles is None:
+        from styletransfer.models import Style
+
+        rows = (
+            Style.objects.filter(active=True)
+            .exclude(embedding__isnull=True)
+            .order_by("pk")
+            .values_list("pk", "slug", "version", "params_hash", "embedding_hash")
+        )
+        styles = [ActiveStyle(*row) for row in rows]
+        _cache().set(STYLES_KEY, styles, conf.CACHE_TIMEOUT)
+    return styles
+
+
+def styles_changed(**kwargs) -> None:
+    _cache().delete(STYLES_KEY)
+
+
 def loop_settings() -> LoopSettings:
     settings = _cache().get(SETTINGS_KEY)
     if settings is None:
