@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.cookies import SimpleCookie
 
 from shop import DATABASE_URL, ROOT, seeded_shop
 
@@ -34,7 +35,10 @@ class Session:
         self.connection.request("GET", "/")
         response = self.connection.getresponse()
         html = response.read().decode()
-        self.cookie = response.getheader("Set-Cookie").split(";")[0]
+        jar = SimpleCookie()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            jar.load(header)
+        self.cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in jar.items())
         self.decisions = [
             (int(d), p)
             for p, d in re.findall(r'data-product="(\d+)"[^>]*data-decision="(\d+)"', html)
@@ -109,12 +113,16 @@ def start_server() -> subprocess.Popen:
 
 def batch_throughput(sessions: list[Session], seconds: float, batch: int) -> float:
     stored = [0] * len(sessions)
+    errors: list[Exception] = []
     deadline = time.monotonic() + seconds
 
     def run(index: int) -> None:
-        while time.monotonic() < deadline:
-            sessions[index].post(sessions[index].events(batch))
-            stored[index] += batch
+        try:
+            while time.monotonic() < deadline:
+                sessions[index].post(sessions[index].events(batch))
+                stored[index] += batch
+        except Exception as exc:  # reported below: a failed client must fail the benchmark
+            errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sessions))]
     started = time.monotonic()
@@ -122,6 +130,8 @@ def batch_throughput(sessions: list[Session], seconds: float, batch: int) -> flo
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
     return sum(stored) / (time.monotonic() - started)
 
 
