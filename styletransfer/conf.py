@@ -29,8 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "STALE_AFTER": 1200,
     # Pending rows not picked up within this many seconds are enqueued again (broker was down).
     "REQUEUE_AFTER": 300,
-    # Activating a style enqueues its renders in batches of this many products.
+    # Activating a style enqueues its renders in batches of this many products, one batch
+    # every CATALOG_BATCH_INTERVAL seconds, so a big catalogue never floods the broker.
     "CATALOG_BATCH_SIZE": 100,
+    "CATALOG_BATCH_INTERVAL": 2,
     # "cuda", "cpu" or None (cuda when present).
     "DEVICE": None,
 }

@@ -62,7 +62,11 @@ def render_style_catalog(style_id: int, after_pk=None) -> int:
         return 0
     last_pk = services.style_render_catalog(style=style, after_pk=after_pk)
     if last_pk is not None:
-        render_style_catalog.apply_async(args=[style_id, last_pk], queue=conf.DEFAULT_QUEUE)
+        render_style_catalog.apply_async(
+            args=[style_id, last_pk],
+            queue=conf.DEFAULT_QUEUE,
+            countdown=conf.CATALOG_BATCH_INTERVAL,
+        )
     return 1
 
 

@@ -295,3 +295,22 @@ def test_rewards_outside_the_window_do_not_count(shop, settings):
     )
     logs = load_logs(Arms(["original"], np.ones((1, 2))), since=timezone.now() - timedelta(days=1))
     assert logs["reward"].tolist() == [0.0]
+
+
+def test_incremental_update_refits_recently_active_shoppers(client, shop):
+    from stylerec.fitting import preference_update_recent
+
+    client.get("/")
+    preference_fit_full()
+    model = store.current_model()
+    shopper = Shopper.objects.get()
+    before = ShopperProfile.objects.get(shopper=shopper).preference
+    for decision in Decision.objects.filter(shopper=shopper):
+        post_events(
+            client, [{"type": "click", "decision": decision.pk, "product": decision.product_id}]
+        )
+    assert preference_update_recent(minutes=5) == 1
+    profile = ShopperProfile.objects.get(shopper=shopper)
+    assert profile.model_version == model.version
+    assert bytes(profile.preference) != bytes(before)
+    assert store.current_model().version == model.version, "the population is kept"

@@ -233,3 +233,16 @@ def test_admin_actions_activate_and_retry(
     )
     rendition.refresh_from_db()
     assert rendition.status == "pending" and rendition.error == ""
+
+
+def test_a_changed_product_photo_is_rendered_again(django_capture_on_commit_callbacks):
+    style = make_style(active=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        product = make_product(png=product_png((10, 200, 10)))
+    first = SourceImage.objects.get(object_id=str(product.pk)).content_hash
+    assert Rendition.objects.filter(style=style, source_hash=first).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        product.image.save("new.png", ContentFile(product_png((250, 250, 0))), save=True)
+    second = SourceImage.objects.get(object_id=str(product.pk)).content_hash
+    assert second != first
+    assert Rendition.objects.filter(style=style, source_hash=second).exists()
