@@ -45,7 +45,7 @@ def shopper_preferences(*, shopper: Shopper) -> dict:
     from .ml.policy import ExplorationSettings, page_probabilities
 
     model = store.current_model()
-    styles = list(Style.objects.filter(active=True).exclude(embedding=None).order_by("pk"))
+    styles = list(Style.objects.filter(active=True).exclude(embedding__isnull=True).order_by("pk"))
     profile = None
     if model is not None:
         profile = ShopperProfile.objects.filter(

@@ -8,6 +8,7 @@ from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from styletransfer.api.serializers import StrictBooleanField
 from styletransfer.conf import conf as styletransfer_conf
 
 from ..conf import conf
@@ -86,7 +87,7 @@ class ShopperSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     registered = serializers.SerializerMethodField(help_text="Signed in with an account.")
     username = serializers.SerializerMethodField()
-    originals_only = serializers.BooleanField(
+    originals_only = StrictBooleanField(
         help_text="Show the original photos only (no personalized images)."
     )
     created_at = serializers.DateTimeField(read_only=True)
@@ -100,7 +101,7 @@ class ShopperSerializer(serializers.Serializer):
 
 
 class ShopperUpdateSerializer(serializers.Serializer):
-    originals_only = serializers.BooleanField()
+    originals_only = StrictBooleanField()
 
 
 class AnonymousShopperSerializer(serializers.Serializer):
@@ -139,11 +140,18 @@ class ForgetResultSerializer(serializers.Serializer):
 
 
 class ProductQuerySerializer(serializers.Serializer):
+    # Blank is "any", as a form sends an unset filter.
     category = serializers.CharField(
-        max_length=100, required=False, help_text="Only products of this category."
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="Only products of this category.",
     )
     search = serializers.CharField(
-        max_length=100, required=False, help_text="Only products whose text contains this."
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="Only products whose text contains this.",
     )
 
 

@@ -8,12 +8,13 @@ from rest_framework import status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from styletransfer.api.schema import error_responses
+from styletransfer.api.views import Pagination
 
 from ..chooser import choose_images, device_class
 from ..events import decisions_of, events_ingest
@@ -57,6 +58,7 @@ class EventsView(APIView):
         CsrfFreeSessionAuthentication,
     ]
     permission_classes = [AllowAny]
+    parser_classes = [JSONParser]  # the beacon and apps send JSON
     throttle_scope = "events"
 
     @extend_schema(
@@ -125,6 +127,7 @@ class IsShopper(BasePermission):
 class ShopperAPIView(APIView):
     authentication_classes = SHOPPER_AUTHENTICATION
     permission_classes = [IsShopper]
+    parser_classes = [JSONParser]
     throttle_scope = "shoppers"
 
 
@@ -156,6 +159,7 @@ class SignInView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
     throttle_scope = "shoppers"
 
     @extend_schema(
@@ -200,10 +204,8 @@ class SignOutView(APIView):
 # --- Products ----------------------------------------------------------------------------------
 
 
-class ProductsPagination(PageNumberPagination):
-    page_size = 24
-    page_size_query_param = "page_size"
-    max_page_size = 100
+class ProductsPagination(Pagination):
+    page_size = 24  # a storefront page
 
 
 class ProductSchema(AutoSchema):
@@ -251,8 +253,9 @@ class ProductListView(ProductViewMixin, ListAPIView):
     def get(self, request, *args, **kwargs) -> Response:
         query = ProductQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        filters = {name: value for name, value in query.validated_data.items() if value}
         try:
-            products = products_for_api(**query.validated_data)
+            products = products_for_api(**filters)
             page = self.paginate_queryset(products)
         except (ValueError, TypeError, DjangoValidationError) as exc:
             raise ValidationError({"category": ["No such category."]}) from exc

@@ -10,6 +10,19 @@ from ..models import Rendition, Style
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, also in a form: a 0, "yes" or "on" is a mistake, not a boolean."""
+
+    def to_internal_value(self, data) -> bool:
+        if isinstance(data, bool):
+            return data
+        if data in ("true", "True"):
+            return True
+        if data in ("false", "False"):
+            return False
+        self.fail("invalid", input=data)
+
+
 class StyleSerializer(serializers.ModelSerializer):
     """A style as shoppers and apps see it."""
 
@@ -34,6 +47,7 @@ class StaffStyleSerializer(serializers.ModelSerializer):
 
     engine = serializers.ChoiceField(choices=ENGINE_NAMES, default="color")
     mode = serializers.ChoiceField(choices=[m for m, _ in Style.MODE_CHOICES], default="product")
+    preserve_colors = StrictBooleanField(default=False)
     embedding_ready = serializers.SerializerMethodField(
         help_text="Whether the recommender can score the style (its embedding is computed)."
     )
@@ -116,7 +130,10 @@ class RenditionSerializer(serializers.ModelSerializer):
 class RenditionFilterSerializer(serializers.Serializer):
     """Query parameters of the renditions list."""
 
-    status = serializers.ChoiceField(choices=Rendition.Status.choices, required=False)
+    # Blank is "any", as a form sends an unset filter.
+    status = serializers.ChoiceField(
+        choices=Rendition.Status.choices, required=False, allow_blank=True
+    )
     style = serializers.IntegerField(min_value=1, required=False, help_text="Style id.")
 
 

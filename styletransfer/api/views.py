@@ -30,9 +30,36 @@ STAFF_TAG = "staff"
 
 
 class Pagination(PageNumberPagination):
+    """Pages of at most `max_page_size`; a page size out of range is refused, not guessed."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request) -> int:
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
+            raise serializers.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(value)
+
+    def get_page_number(self, request, paginator):
+        value = request.query_params.get(self.page_query_param)
+        if value is not None and not value.isdigit() and value not in self.last_page_strings:
+            raise exceptions.NotFound(self.invalid_page_message)
+        return super().get_page_number(request, paginator)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
 
 
 class Conflict(exceptions.APIException):
@@ -50,7 +77,10 @@ class StaffModelPermission(permissions.IsAdminUser):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        meta = view.get_queryset().model._meta
+        queryset = getattr(view, "queryset", None)
+        if queryset is None:  # a read-only view: writing methods end in 405
+            return True
+        meta = queryset.model._meta
         verb = "add" if getattr(view, "action", None) == "create" else "change"
         return request.user.has_perm(f"{meta.app_label}.{verb}_{meta.model_name}")
 
@@ -94,7 +124,7 @@ def _style_saved(style: Style) -> Style:
 @extend_schema_view(
     list=extend_schema(
         summary="List every style with its coverage",
-        responses={200: StaffStyleSerializer, **error_responses(401, 403, 404)},
+        responses={200: StaffStyleSerializer, **error_responses(400, 401, 403, 404)},
     ),
     retrieve=extend_schema(
         summary="One style with its coverage",
@@ -219,7 +249,7 @@ class RenditionViewSet(
     def filter_queryset(self, queryset):
         query = RenditionFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        if "status" in query.validated_data:
+        if query.validated_data.get("status"):
             queryset = queryset.filter(status=query.validated_data["status"])
         if "style" in query.validated_data:
             queryset = queryset.filter(style_id=query.validated_data["style"])

@@ -159,7 +159,11 @@ def test_filter_search_and_pages(shop):
     assert len(second["results"]) == 2
     ids = [p["id"] for p in first["results"] + second["results"]]
     assert sorted(ids) == sorted(p.pk for p in shop["products"])
-    assert len(products(client, page_size=10_000)["results"]) == 6  # capped at 100, not an error
+    assert len(products(client, page_size=100)["results"]) == 6
+    for size in (0, 101, "x"):
+        response = client.get("/api/v1/products/", {"page_size": size})
+        assert response.status_code == 400 and "page_size" in response.json()
+    assert products(client, search="", category="")["count"] == 6, "blank filters are unset"
     assert client.get("/api/v1/products/", {"page": 9}).status_code == 404
     assert client.get("/api/v1/products/", {"search": "x" * 101}).status_code == 400
     assert client.get("/api/v1/products/", {"search": "a\x00b"}).status_code == 400
@@ -187,9 +191,11 @@ def test_originals_only_and_personalization_off_show_originals(shop):
     LoopSettings.objects.create(personalization_enabled=False)
     store.loop_settings_changed()
     assert {p["personalized"]["style"] for p in products(client)["results"]} == {"original"}
-    assert client.patch("/api/v1/me/", {"originals_only": "maybe"}, format="json").status_code == (
-        400
-    )
+    for wrong in ("maybe", 0, "on"):
+        response = client.patch("/api/v1/me/", {"originals_only": wrong}, format="json")
+        assert response.status_code == 400
+    form = client.patch("/api/v1/me/", {"originals_only": "true"}, format="multipart")
+    assert form.status_code == 415
 
 
 # --- Events from apps --------------------------------------------------------------------------
