@@ -27,10 +27,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_FILE = WEIGHTS_DIR / "decoder.pt"
 # sha256 of the decoder shipped in styletransfer/weights/; a retrained file is
 # shipped by updating this line (the training command prints the value).
-SHIPPED_SHA256 = "07d5da514a46726ad9ad24525b85507eda4bd5af2f5dd8ddae4e5f530ed49b01"
+SHIPPED_SHA256 = "d9a9953c68ee8d470ee70bacee74683302f3c7695bf23ff8df2e83cae1f7ba81"
 TRAIN_COMMAND = (
     "python -m styletransfer train-decoder --content ../shared/data/train "
-    "--style ../shared/data/styles --out styletransfer/weights/decoder.pt"
+    "../shared/data/products --style ../shared/data/styles --out {out}"
 )
 
 
@@ -108,22 +108,21 @@ def expected_sha256(path: Path) -> str:
     except (OSError, IndexError):
         raise WeightsError(
             f"decoder weights at {path} have no checksum ({sidecar.name} is missing); "
-            f"retrain them with `{TRAIN_COMMAND}`"
+            f"retrain them with `{TRAIN_COMMAND.format(out=path)}`"
         ) from None
 
 
 def load_decoder(path: Path | None = None) -> tuple[Decoder, dict[str, Any]]:
     """The decoder in float32 and its metadata, after checking the file's sha256."""
     path = Path(path) if path is not None else weights_path()
-    restore = "restore it with `git checkout -- styletransfer/weights/` or retrain it with"
     if not path.is_file():
-        raise WeightsError(f"decoder weights not found at {path}; {restore} `{TRAIN_COMMAND}`")
+        raise WeightsError(f"decoder weights not found at {path}; {_remedy(path)}")
     checksum = sha256_of(path)
     expected = expected_sha256(path)
     if checksum != expected:
         raise WeightsError(
             f"decoder weights at {path} are altered (sha256 {checksum[:12]}…, expected "
-            f"{expected[:12]}…); {restore} `{TRAIN_COMMAND}`"
+            f"{expected[:12]}…); {_remedy(path)}"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -134,6 +133,18 @@ def load_decoder(path: Path | None = None) -> tuple[Decoder, dict[str, Any]]:
         raise WeightsError(f"cannot read decoder weights at {path}: {exc}") from exc
     decoder.requires_grad_(False).eval()
     return decoder, meta | {"sha256": checksum}
+
+
+def _remedy(path: Path) -> str:
+    """What to run about a missing or wrong decoder file."""
+    if path.resolve() != SHIPPED_FILE.resolve():
+        return f"train one with `{TRAIN_COMMAND.format(out=path)}`"
+    mine = "/path/to/decoder.pt"
+    return (
+        f"restore the shipped file with `git checkout -- styletransfer/weights/decoder.pt`, "
+        f"or train one with `{TRAIN_COMMAND.format(out=mine)}` and set "
+        f"STYLETRANSFER_DECODER_WEIGHTS={mine}"
+    )
 
 
 def save_decoder(decoder: Decoder, path: Path, meta: dict[str, Any]) -> str:

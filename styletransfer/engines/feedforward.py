@@ -16,6 +16,7 @@ from PIL import Image
 
 from . import images
 from .base import Canvas, Engine, Progress, RenderParams
+from .color import painted_backdrop
 from .decoder import adain, autocast, load_decoder, mean_std
 from .vgg import check_device, load_vgg19
 
@@ -81,8 +82,6 @@ class FeedForwardEngine(Engine):
         so the decoder paints brushwork there (finish() puts the product's true pixels back)."""
         if params.mode != "product" or canvas.mask is None:
             return canvas.content
-        from .color import painted_backdrop
-
         coverage = canvas.mask[..., None]
         backdrop = painted_backdrop(canvas, adain_alpha(params.strength))
         # content = coverage * product + (1 - coverage) * plain: swap the plain part only.

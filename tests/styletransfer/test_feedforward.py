@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from styletransfer import metrics
 from styletransfer.engines import RenderParams, WeightsError, get_engine
 from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
@@ -46,6 +47,21 @@ def test_the_shipped_decoder_matches_its_pinned_checksum() -> None:
     _, meta = load_decoder(SHIPPED_FILE)
     assert meta["sha256"] == SHIPPED_SHA256
     assert SHIPPED_FILE.stat().st_size <= 15 * 1024 * 1024
+
+
+def test_product_mode_keeps_the_product_and_paints_the_backdrop(engine, hoodie, starry) -> None:
+    out = engine.render(hoodie, starry, params(mode="product"))
+    assert metrics.product_delta_e(out, hoodie) < 2
+    alpha = to_float(hoodie.getchannel("A"))
+    backdrop = np.asarray(out, dtype=np.float32)[alpha == 0] / 255
+    # painted, not left white and not blackened
+    assert 0.1 < backdrop.mean() < 0.9
+    assert backdrop.std() > 0.05
+
+
+def test_product_mode_finds_a_product_on_a_plain_backdrop(engine, mug, starry) -> None:
+    out = engine.render(mug, starry, params(mode="product", strength=100))
+    assert metrics.product_delta_e(out, mug) < 5
 
 
 def test_preserve_colors_keeps_the_content_chroma(engine, mug, starry) -> None:
