@@ -108,6 +108,7 @@ class Canvas:
     style: np.ndarray  # h x w x 3
     mask: np.ndarray | None = None  # H x W product coverage in product mode
     backdrop: np.ndarray | None = None  # the plain colour the product was shot on (RGB)
+    alpha: np.ndarray | None = None  # H x W alpha of a cut-out, in either mode
 
 
 class Engine:

@@ -155,12 +155,15 @@ def prepare_canvas(content: Image.Image, style: Image.Image, *, size: int, mode:
     content = resize_longest(content, size)
     style_pixels = to_float(resize_longest(style, size))
     pixels, alpha = flatten_on(content)
-    if mode != "product":
-        return Canvas(content=pixels, style=style_pixels, mask=None)
+    canvas = Canvas(content=pixels, style=style_pixels)
     if content.mode == "RGBA":
-        return Canvas(content=pixels, style=style_pixels, mask=alpha, backdrop=WHITE.copy())
-    mask, backdrop = estimate_product_mask(pixels)
-    return Canvas(content=pixels, style=style_pixels, mask=mask, backdrop=backdrop)
+        canvas.alpha = alpha
+    if mode == "product":
+        if content.mode == "RGBA":
+            canvas.mask, canvas.backdrop = alpha, WHITE.copy()
+        else:
+            canvas.mask, canvas.backdrop = estimate_product_mask(pixels)
+    return canvas
 
 
 def estimate_product_mask(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -181,6 +181,26 @@ class VGG19(nn.Module):
         return taps
 
 
+def mean_std(
+    features: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of N x C x H x W features (N x C each), optionally weighted.
+
+    `weight` is N x 1 x H' x W' coverage in 0..1 at any resolution (it is area-resized to
+    the features), so statistics can describe one region, e.g. the backdrop around a product.
+    """
+    if weight is None:
+        mean = features.mean(dim=(2, 3))
+        var = features.var(dim=(2, 3), unbiased=False)
+    else:
+        weight = F.interpolate(weight.to(features.dtype), size=features.shape[-2:], mode="area")
+        total = weight.sum(dim=(2, 3)).clamp_min(eps)
+        mean = (features * weight).sum(dim=(2, 3)) / total
+        centred = features - mean[..., None, None]
+        var = (centred.square() * weight).sum(dim=(2, 3)) / total
+    return mean, (var + eps).sqrt()
+
+
 _models: dict[str, VGG19] = {}
 _models_lock = threading.Lock()
 

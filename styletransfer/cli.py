@@ -1,0 +1,212 @@
+"""Command line for the engines: `python -m styletransfer render ...` (no Django needed).
+
+Exit status: 0 success; 2 bad arguments; 3 unusable input image; 4 missing or altered
+weights; 5 out of memory; 1 any other failure. Failures print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from .engines.base import (
+    ENGINE_NAMES,
+    MODES,
+    EngineError,
+    InputImageError,
+    OutOfMemory,
+    RenderParams,
+    WeightsError,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+PROG = "python -m styletransfer"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INPUT, EXIT_WEIGHTS, EXIT_MEMORY = 0, 1, 2, 3, 4, 5
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+class CommandError(Exception):
+    """A failure to report as one line, with its exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but usage errors are a single line (the usage itself is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def add_render_command(commands: argparse._SubParsersAction) -> None:
+    """`render`: stylise one content image after one style image."""
+    render = commands.add_parser(
+        "render",
+        help="stylise a product photo after a painting",
+        description="Stylise --content after --style and write the result to --out.",
+    )
+    render.add_argument("--content", required=True, type=Path, help="product photo")
+    render.add_argument("--style", required=True, type=Path, help="style reference (painting)")
+    render.add_argument("--out", required=True, type=Path, help="output .png, .jpg or .webp")
+    render.add_argument("--engine", choices=ENGINE_NAMES, default="optimize")
+    render.add_argument(
+        "--mode",
+        choices=MODES,
+        default="whole",
+        help="whole: stylise everything; product: keep the product's true colours, paint the rest",
+    )
+    render.add_argument("--size", type=int, default=512, help="longest side of the output, px")
+    render.add_argument("--steps", type=int, default=None, help="optimisation steps (optimize)")
+    render.add_argument("--strength", type=int, default=70, help="0 (none) to 100 (strongest)")
+    render.add_argument(
+        "--preserve-colors", action="store_true", help="transfer luminance only (whole mode)"
+    )
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--sharpen", type=float, default=0.0, help="0 to 1, light unsharp mask")
+    render.add_argument("--denoise", type=float, default=0.0, help="0 to 1, light smoothing")
+    render.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.set_defaults(handler=run_render)
+
+
+def add_train_decoder_command(commands: argparse._SubParsersAction) -> None:
+    """`train-decoder`: train the feedforward engine's decoder (see styletransfer/training.py)."""
+    from . import training
+
+    train = commands.add_parser(
+        "train-decoder",
+        help="train the feedforward engine's decoder on folders of photos and paintings",
+        description="Train (or --resume) the AdaIN decoder; writes --out and --out.train.pt.",
+    )
+    training.add_arguments(train)
+    train.set_defaults(handler=training.run)
+
+
+# Subcommands register here; another module can append its own `add_*_command`.
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_render_command,
+    add_train_decoder_command,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description="StyleRec style-transfer engines.")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
+    )
+    for add_command in COMMANDS:
+        add_command(commands)
+    return parser
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from .engines.images import open_image
+
+    output_format = OUTPUT_FORMATS.get(args.out.suffix.lower())
+    if output_format is None:
+        raise CommandError(
+            f"--out must end in {', '.join(OUTPUT_FORMATS)}, not {args.out.name!r}", EXIT_USAGE
+        )
+    if not args.out.parent.is_dir():
+        raise CommandError(f"the output folder {args.out.parent} does not exist", EXIT_USAGE)
+    try:
+        params = RenderParams(
+            engine=args.engine,
+            strength=args.strength,
+            mode=args.mode,
+            preserve_colors=args.preserve_colors,
+            size=args.size,
+            steps=args.steps,
+            seed=args.seed,
+            sharpen=args.sharpen,
+            denoise=args.denoise,
+        ).validate()
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    content = _open(open_image, args.content, "content")
+    style = _open(open_image, args.style, "style")
+
+    from .engines.base import get_engine
+
+    engine = get_engine(params.engine, args.device)
+    with _progress_bar(args.quiet, params.engine) as progress:
+        result = engine.render(content, style, params, progress=progress)
+    _save(result, args.out, output_format)
+    return EXIT_OK
+
+
+def _open(open_image: Callable[[Path], Image.Image], path: Path, role: str) -> Image.Image:
+    try:
+        return open_image(path)
+    except InputImageError as exc:
+        raise InputImageError(f"{role} image {path}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _progress_bar(quiet: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A tqdm bar on stderr driven by the engine's (done, total) callback."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=label, unit="step", file=sys.stderr))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
+
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()  # ends the bar's line, so an error message starts on its own
+
+
+def _save(image: Image.Image, path: Path, output_format: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    options = {"quality": 92} if output_format in ("JPEG", "WEBP") else {}
+    try:
+        image.save(partial, output_format, **options)
+        os.replace(partial, path)  # never leave half an image under the real name
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except CommandError as exc:
+        return _fail(str(exc), exc.status)
+    except InputImageError as exc:
+        return _fail(str(exc), EXIT_INPUT)
+    except WeightsError as exc:
+        return _fail(str(exc), EXIT_WEIGHTS)
+    except OutOfMemory as exc:
+        return _fail(str(exc), EXIT_MEMORY)
+    except EngineError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # the contract is one line, even for bugs
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _fail(message: str, status: int) -> int:
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    sys.stderr.write(f"{PROG}: error: {line}\n")
+    return status
