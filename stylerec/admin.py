@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from . import store
+from . import dashboard, store  # noqa: F401  (dashboard registers the dashboard page)
 from .models import Decision, Event, LoopSettings, PreferenceModel, Shopper
 
 

@@ -142,3 +142,12 @@ class LoopSettings(models.Model):
 
     def __str__(self) -> str:
         return "personalization " + ("on" if self.personalization_enabled else "off")
+
+
+class Dashboard(LoopSettings):
+    """The merchandiser's dashboard in the admin. A proxy (no table) so that it has its own
+    admin page and permissions: view_dashboard to look, change_dashboard to change the loop."""
+
+    class Meta:
+        proxy = True
+        verbose_name = verbose_name_plural = "dashboard"

@@ -134,7 +134,9 @@ class RenditionFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=Rendition.Status.choices, required=False, allow_blank=True
     )
-    style = serializers.IntegerField(min_value=1, required=False, help_text="Style id.")
+    style = serializers.RegexField(
+        r"^[0-9]*$", max_length=18, required=False, allow_blank=True, help_text="Style id."
+    )
 
 
 class QueuedSerializer(serializers.Serializer):

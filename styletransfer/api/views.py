@@ -251,8 +251,8 @@ class RenditionViewSet(
         query.is_valid(raise_exception=True)
         if query.validated_data.get("status"):
             queryset = queryset.filter(status=query.validated_data["status"])
-        if "style" in query.validated_data:
-            queryset = queryset.filter(style_id=query.validated_data["style"])
+        if query.validated_data.get("style"):
+            queryset = queryset.filter(style_id=int(query.validated_data["style"]))
         return queryset
 
     def get_object(self) -> Rendition:
