@@ -361,3 +361,44 @@ def test_wrong_methods_answer_405(db):
     client, _ = app_install()
     response = client.post("/api/v1/me/preferences/")
     assert response.status_code == 405 and set(response.json()) == {"detail"}
+
+
+def test_a_differently_shaped_shop_gets_the_same_api(db, settings):
+    """String primary keys, photos in a related table, no serializer of its own."""
+    from django.core.files.base import ContentFile
+
+    from styletransfer import selectors, services
+    from tests.styletransfer.factories import make_style, product_png
+    from tests.testshop.models import Item, ItemPhoto
+
+    from .conftest import give_embedding
+
+    settings.STYLETRANSFER = {
+        "PRODUCT_MODEL": "testshop.Item",
+        "PRODUCT_IMAGES": "tests.testshop.models.item_photos",
+    }
+    settings.STYLEREC = {"PRODUCT_MODEL": "testshop.Item", "PRODUCT_SEARCH_FIELDS": ["title"]}
+    lamp = Item.objects.create(sku="SKU/1 lamp", title="Lamp")
+    Item.objects.create(sku="SKU-2", title="Rug")
+    photo = ItemPhoto(item=lamp)
+    photo.picture.save("lamp.png", ContentFile(product_png((30, 90, 200))), save=True)
+    style = make_style("glow", active=True)
+    give_embedding(style, 0)
+    source = selectors.source_images_for([lamp])[lamp.pk]
+    services.rendition_render(
+        rendition_id=services.rendition_request(source=source, style=style).pk
+    )
+
+    client, token = app_install()
+    page = products(client, search="lam")
+    assert [p["id"] for p in page["results"]] == ["SKU/1 lamp"]
+    lamp_json = page["results"][0]
+    assert lamp_json["name"] == "Lamp" and lamp_json["image"].endswith(".png")
+    decision = Decision.objects.get(pk=lamp_json["personalized"]["decision"])
+    assert decision.product_id == "SKU/1 lamp"
+    rug = client.get("/api/v1/products/SKU-2/").json()
+    assert rug["image"] is None and rug["personalized"]["style"] == "original"
+    response = client.post(
+        "/api/v1/events/", {"events": [event("click", lamp_json)]}, format="json"
+    )
+    assert response.status_code == 202
