@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from .engines import images
 from .engines.base import EngineError
-from .engines.decoder import Decoder, adain, autocast, mean_std, save_decoder
-from .engines.vgg import check_device, load_vgg19
+from .engines.decoder import Decoder, adain, autocast, save_decoder
+from .engines.vgg import check_device, load_vgg19, mean_std
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # Typical channel-statistic magnitudes of the Caffe VGG per layer (measured on photos and
@@ -142,7 +142,7 @@ class StyleBank:
             chunk = torch.cat(crops[start : start + 16]).to(self.config.device)
             with torch.no_grad(), autocast(self.config.device):
                 taps = self.vgg(chunk, STYLE_LAYERS)
-            stats = {name: mean_std(taps[name]) for name in STYLE_LAYERS}
+            stats = {name: mean_std(taps[name].float()) for name in STYLE_LAYERS}
             for row in range(chunk.shape[0]):
                 self.stats.append(
                     {k: (m[row : row + 1], s[row : row + 1]) for k, (m, s) in stats.items()}
@@ -176,7 +176,7 @@ def losses(vgg, decoder, content: torch.Tensor, style_stats, device: str) -> dic
     content_loss = F.mse_loss(taps["relu4_1"].float() / scale, target / scale)
     style_loss = torch.zeros((), device=content.device)
     for name in STYLE_LAYERS:
-        mean, std = mean_std(taps[name])
+        mean, std = mean_std(taps[name].float())
         target_mean, target_std = style_stats[name]
         scale = LAYER_SCALE[name]
         style_loss = style_loss + F.mse_loss(mean / scale, target_mean / scale)

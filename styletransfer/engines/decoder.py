@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import WeightsError
+from .vgg import mean_std
 
 # A slimmed mirror of VGG19 up to relu4_1: full width where the maps are small, a quarter of
 # it at full resolution, so a 512 px decode costs ~24 GMAC instead of the mirror's ~63.
@@ -56,18 +57,15 @@ class Decoder(nn.Module):
         return self.layers(features * self.input_scale)
 
 
-def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation (N x C x 1 x 1 each), computed in float32."""
-    flat = features.float().flatten(2)
-    mean = flat.mean(dim=2)
-    std = (flat.var(dim=2, unbiased=False) + eps).sqrt()
-    return mean[..., None, None], std[..., None, None]
-
-
 def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
-    """Content features renormalised to the style's channel statistics (Huang & Belongie 2017)."""
+    """Content features renormalised to the style's channel statistics (Huang & Belongie 2017).
+
+    `style_mean` and `style_std` are N x C (or 1 x C), as vgg.mean_std gives them.
+    """
+    content = content.float()
     mean, std = mean_std(content)
-    return (content.float() - mean) / std * style_std + style_mean
+    scale = (style_std / std)[..., None, None]
+    return (content - mean[..., None, None]) * scale + style_mean[..., None, None]
 
 
 def autocast(device: str):

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import images
 from .base import Canvas, Engine, Progress, RenderParams
 from .color import painted_backdrop
-from .decoder import adain, autocast, load_decoder, mean_std
-from .vgg import check_device, load_vgg19
+from .decoder import adain, autocast, load_decoder
+from .optimize import keep_colours
+from .vgg import check_device, load_vgg19, mean_std
 
 STYLE_CACHE_SIZE = 32
 # Below this AdaIN alpha the decoder's reconstruction error is added back, fading from all of
@@ -135,7 +135,7 @@ class FeedForwardEngine(Engine):
                 return cached
         pixels = torch.from_numpy(style.transpose(2, 0, 1).copy())[None].to(self.device)
         with torch.inference_mode(), autocast(self.device):
-            stats = mean_std(self.vgg(pixels, ["relu4_1"])["relu4_1"])
+            stats = mean_std(self.vgg(pixels, ["relu4_1"])["relu4_1"].float())
         with self._lock:
             self._style_stats[key] = stats
             while len(self._style_stats) > STYLE_CACHE_SIZE:
@@ -151,13 +151,6 @@ def adain_alpha(strength: int) -> float:
     """
     share = strength / 100.0
     return 1.0 - (1.0 - share) ** 2
-
-
-def keep_colours(stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """Luminance-only transfer: the stylised image's Lab lightness, the content's chroma."""
-    lab = images.srgb_to_lab(stylised)
-    lab[..., 1:] = images.srgb_to_lab(content)[..., 1:]
-    return images.lab_to_srgb(lab).astype(np.float32)
 
 
 def _pad_to_multiple(batch: torch.Tensor, multiple: int) -> torch.Tensor:

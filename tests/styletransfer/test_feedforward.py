@@ -1,12 +1,16 @@
 """The feed-forward engine with the shipped decoder: stylises, keeps products true, loads safely."""
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from styletransfer import metrics
+from styletransfer import cli, metrics
 from styletransfer.engines import RenderParams, WeightsError, get_engine
 from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
@@ -47,6 +51,27 @@ def test_the_shipped_decoder_matches_its_pinned_checksum() -> None:
     _, meta = load_decoder(SHIPPED_FILE)
     assert meta["sha256"] == SHIPPED_SHA256
     assert SHIPPED_FILE.stat().st_size <= 15 * 1024 * 1024
+
+
+def test_it_stylises_the_whole_image(engine, mug, hoodie, starry) -> None:
+    out = engine.render(mug, starry, params(strength=100))
+    assert out.size == (128, 128) and out.mode == "RGB"
+    before = metrics.style_loss(resize_longest(mug, 128), starry)
+    assert metrics.style_loss(out, starry) < 0.5 * before
+    # still the same picture, not a texture swatch: nearer the mug than another product
+    styled = engine.render(mug, starry, params())
+    assert metrics.ssim(styled, mug) > 1.2 * metrics.ssim(styled, hoodie)
+
+
+def test_strength_zero_is_the_input_and_strength_grows_the_style(engine, mug, starry) -> None:
+    unchanged = engine.render(mug, starry, params(strength=0))
+    expected = np.asarray(resize_longest(mug, 128), dtype=np.int16)
+    assert np.abs(np.asarray(unchanged, dtype=np.int16) - expected).max() <= 1
+    losses = [
+        metrics.style_loss(engine.render(mug, starry, params(strength=s)), starry)
+        for s in (20, 60, 100)
+    ]
+    assert losses[0] > losses[1] > losses[2]
 
 
 def test_product_mode_keeps_the_product_and_paints_the_backdrop(engine, hoodie, starry) -> None:
@@ -115,7 +140,20 @@ def test_get_engine_serves_one_loaded_feedforward_engine() -> None:
     assert len(engine.version) == 16
 
 
-def test_strength_zero_is_the_input(engine, mug, starry) -> None:
-    unchanged = engine.render(mug, starry, params(strength=0))
-    expected = np.asarray(resize_longest(mug, 128), dtype=np.int16)
-    assert np.abs(np.asarray(unchanged, dtype=np.int16) - expected).max() <= 1
+def test_the_cli_renders_with_engine_feedforward(tmp_path) -> None:
+    out = tmp_path / "out.png"
+    argv = ["render", "--engine", "feedforward", "--mode", "product", "--size", "96"]
+    argv += ["--content", str(DATA / "product-hoodie.png"), "--style"]
+    argv += [str(DATA / "style-wave.jpg"), "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 0
+    assert Image.open(out).size == (96, 96)
+
+
+def test_the_cli_says_what_to_run_when_the_decoder_is_missing(tmp_path) -> None:
+    env = dict(os.environ, STYLETRANSFER_DECODER_WEIGHTS=str(tmp_path / "gone.pt"))
+    argv = [sys.executable, "-m", "styletransfer", "render", "--engine", "feedforward"]
+    argv += ["--content", str(DATA / "product-hoodie.png"), "--style"]
+    argv += [str(DATA / "style-wave.jpg"), "--out", str(tmp_path / "out.png")]
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == cli.EXIT_WEIGHTS
+    assert "train-decoder" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from styletransfer import training
+from styletransfer import cli, training
 from styletransfer.engines import RenderParams
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image
@@ -67,3 +67,21 @@ def test_a_tiny_run_writes_a_usable_checkpoint_and_resumes(folders, tmp_path) ->
         RenderParams(engine="feedforward", size=64),
     )
     assert image.size == (64, 64)
+
+
+def test_the_command_line_trains_and_reports(folders, tmp_path, capsys) -> None:
+    content, style = folders
+    out = tmp_path / "cli" / "decoder.pt"
+    argv = ["train-decoder", "--content", str(content), "--style", str(style), "--out", str(out)]
+    argv += ["--steps", "1", "--size", "64", "--batch", "1"]
+    assert cli.main(argv) == 0
+    assert "sha256" in capsys.readouterr().out and out.is_file()
+
+
+def test_an_empty_folder_is_a_clear_error(tmp_path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = ["train-decoder", "--content", str(empty), "--style", str(empty)]
+    argv += ["--out", str(tmp_path / "d.pt")]
+    assert cli.main(argv) == cli.EXIT_FAILED
+    assert "no images found" in capsys.readouterr().err
