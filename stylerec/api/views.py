@@ -6,7 +6,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAuthenticated
@@ -69,7 +69,12 @@ class EventsView(APIView):
     def post(self, request):
         shopper = request_shopper(request)
         events = request.data.get("events") if isinstance(request.data, dict) else None
-        ids = [e.get("decision") for e in events or [] if isinstance(e, dict)]
+        # The serializer reports a malformed batch; this only gathers decisions to look up.
+        ids = (
+            [e.get("decision") for e in events if isinstance(e, dict)]
+            if isinstance(events, list)
+            else []
+        )
         ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
         serializer = EventBatchSerializer(
             data=request.data, context={"decisions": decisions_of(shopper, ids)}
@@ -162,10 +167,13 @@ class SignInView(APIView):
     parser_classes = [JSONParser]
     throttle_scope = "shoppers"
 
+    def get_authenticate_header(self, request) -> str:
+        return "Token"  # what a successful sign-in hands out; makes a failed one a 401
+
     @extend_schema(
         summary="Sign in with an account; merges the install's anonymous shopper",
         request=SignInSerializer,
-        responses={200: SignInResultSerializer, **error_responses(400, 415)},
+        responses={200: SignInResultSerializer, **error_responses(400, 401, 415)},
     )
     def post(self, request) -> Response:
         serializer = SignInSerializer(data=request.data)
@@ -175,7 +183,7 @@ class SignInView(APIView):
             request._request, username=credentials["username"], password=credentials["password"]
         )
         if user is None:
-            raise ValidationError({"non_field_errors": ["Unable to sign in with these details."]})
+            raise AuthenticationFailed("Unable to sign in with these details.")
         result = shopper_sign_in(
             request=request._request,
             user=user,

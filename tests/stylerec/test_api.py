@@ -81,12 +81,14 @@ def test_signing_in_again_is_harmless(shop, ann):
     assert first.get("/api/v1/me/").status_code == 200
 
 
-def test_wrong_password_gets_a_field_error_and_no_token(db, ann):
+def test_wrong_password_gets_a_401_and_no_token(db, ann):
     response = APIClient().post(
         "/api/v1/shoppers/sign-in/", {"username": "ann", "password": "wrong"}, format="json"
     )
-    assert response.status_code == 400
-    assert "non_field_errors" in response.json()
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"detail": "Unable to sign in with these details."}
+    missing = APIClient().post("/api/v1/shoppers/sign-in/", {"username": "ann"}, format="json")
+    assert missing.status_code == 400 and "password" in missing.json()
     assert not Shopper.objects.filter(user=ann).exists()
 
 
@@ -210,6 +212,13 @@ def test_app_events_join_the_decisions_the_api_made(shop):
     click = Event.objects.get(kind="click")
     assert click.decision_id == listing[1]["personalized"]["decision"]
     assert click.shopper.token == token and click.style_slug == listing[1]["personalized"]["style"]
+
+
+@pytest.mark.parametrize("batch", [5, -6.1e-05, None, {"type": "click"}, "events", True])
+def test_batches_that_are_not_lists_get_a_400(db, batch):
+    client, _ = app_install()
+    response = client.post("/api/v1/events/", {"events": batch}, format="json")
+    assert response.status_code == 400 and "events" in response.json()
 
 
 def test_a_shopper_cannot_post_events_on_another_shoppers_decisions(shop):
