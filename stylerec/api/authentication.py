@@ -32,8 +32,10 @@ class ShopperTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Invalid shopper token header.")
-        shopper = Shopper.objects.filter(token=header[1].decode(errors="replace"), user=None)
-        shopper = shopper.first()
+        token = header[1].decode(errors="replace")
+        if len(token) > 64 or "\x00" in token:  # cannot be one; PostgreSQL refuses NUL
+            raise exceptions.AuthenticationFailed("Unknown shopper token.")
+        shopper = Shopper.objects.filter(token=token, user=None).first()
         if shopper is None:
             raise exceptions.AuthenticationFailed("Unknown shopper token.")
         return AnonymousShopperUser(shopper), shopper

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.parsers import JSONParser
@@ -13,6 +13,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, I
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from styletransfer.api.authentication import TokenAuthentication
 from styletransfer.api.schema import error_responses
 from styletransfer.api.views import Pagination
 
@@ -38,6 +39,7 @@ from .serializers import (
     SignInSerializer,
     product_serializer,
 )
+from .throttling import ShopperScopedRateThrottle
 
 
 def request_shopper(request) -> Shopper:
@@ -59,6 +61,7 @@ class EventsView(APIView):
     ]
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]  # the beacon and apps send JSON
+    throttle_classes = [ShopperScopedRateThrottle]
     throttle_scope = "events"
 
     @extend_schema(
@@ -133,6 +136,7 @@ class ShopperAPIView(APIView):
     authentication_classes = SHOPPER_AUTHENTICATION
     permission_classes = [IsShopper]
     parser_classes = [JSONParser]
+    throttle_classes = [ShopperScopedRateThrottle]
     throttle_scope = "shoppers"
 
 
@@ -144,6 +148,7 @@ class AnonymousShopperView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [ShopperScopedRateThrottle]
     throttle_scope = "shoppers"
 
     @extend_schema(
@@ -165,6 +170,7 @@ class SignInView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
+    throttle_classes = [ShopperScopedRateThrottle]
     throttle_scope = "shoppers"
 
     def get_authenticate_header(self, request) -> str:
@@ -197,6 +203,7 @@ class SignOutView(APIView):
 
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [ShopperScopedRateThrottle]
     throttle_scope = "shoppers"
 
     @extend_schema(
@@ -228,6 +235,7 @@ class ProductViewMixin:
     schema = ProductSchema()
     authentication_classes = SHOPPER_AUTHENTICATION
     permission_classes = [AllowAny]
+    throttle_classes = [ShopperScopedRateThrottle]
     throttle_scope = "catalog"
     pagination_class = ProductsPagination
     shown: dict

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..models import Rendition, Style
 from ..queues import queue_depths
+from .authentication import TokenAuthentication
 from .schema import error_responses
 from .serializers import (
     CatchUpSerializer,

@@ -38,7 +38,7 @@ def test_a_fresh_install_gets_an_anonymous_shopper(db):
 
 def test_unknown_or_missing_credentials_are_refused(db):
     assert APIClient().get("/api/v1/me/").status_code == 401
-    for header in ["Shopper nope", "Token nope", "Shopper a b"]:
+    for header in ["Shopper nope", "Token nope", "Shopper a b", "Shopper a\x00b", "Token a\x00b"]:
         response = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION=header)
         assert response.status_code == 401
         assert set(response.json()) == {"detail"}
@@ -359,6 +359,18 @@ def test_throttled_scopes_answer_429(db, monkeypatch):
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
     assert set(response.json()) == {"detail"}
     assert client.get("/api/v1/styles/").status_code == 200  # other scopes are not affected
+
+
+def test_each_app_install_has_its_own_rate_limit(shop, monkeypatch):
+    monkeypatch.setattr(
+        ScopedRateThrottle,
+        "THROTTLE_RATES",
+        {**ScopedRateThrottle.THROTTLE_RATES, "catalog": "2/min"},
+    )
+    first, _ = app_install()
+    second, _ = app_install()
+    assert [first.get("/api/v1/products/").status_code for _ in range(3)] == [200, 200, 429]
+    assert second.get("/api/v1/products/").status_code == 200, "not counted with the first"
 
 
 def test_unknown_api_urls_answer_json_404(db):
