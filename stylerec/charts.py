@@ -32,7 +32,7 @@ def colours(arms: Sequence[str], original: str = "original") -> dict[str, str]:
 
 
 def percent(value: float) -> str:
-    return f"{100 * value:.1f}%" if value < 0.1 else f"{100 * value:.0f}%"
+    return f"{100 * value:.1f}".removesuffix(".0") + "%"
 
 
 def _svg(name: str, label: str, body: list[str], height: int = HEIGHT) -> SafeString:
@@ -74,8 +74,9 @@ def _axes(top: float, fmt: Callable[[float], str], x_labels: Sequence[str], plot
     count = len(x_labels)
     every = max(1, -(-count // 8))  # at most about eight labels
     for n, label in enumerate(x_labels):
-        if n % every and n != count - 1:
-            continue
+        last = n == count - 1
+        if (n % every and not last) or (not last and count - 1 - n < every):
+            continue  # every few days, and the last day without crowding it
         x = LEFT + (plot_w * (n + 0.5) / count if count else 0)
         parts.append(
             f'<text x="{x:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle" font-size="11" '
