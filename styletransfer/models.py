@@ -32,7 +32,7 @@ class Style(models.Model):
     reference_image = models.ImageField(upload_to="styles/")
     # Validated against the engine registry rather than stored choices, so adding an
     # engine needs no migration.
-    engine = models.CharField(max_length=20, default="color", validators=[validate_engine])
+    engine = models.CharField(max_length=20, default="feedforward", validators=[validate_engine])
     strength = models.PositiveSmallIntegerField(
         default=70, validators=[MinValueValidator(0), MaxValueValidator(100)]
     )

@@ -16,8 +16,9 @@ from styletransfer.models import Style
 from styletransfer.services import style_save
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
-# The demo renders the whole catalogue on a laptop CPU, so it uses the fastest engine.
-DEMO_ENGINE = "color"
+# Catalogue-wide renders use the one-pass feed-forward engine (about a second per image
+# on a laptop CPU); `optimize` is for previews and premium styles.
+DEMO_ENGINE = "feedforward"
 
 
 class Command(BaseCommand):
