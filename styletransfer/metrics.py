@@ -50,9 +50,10 @@ def _features(pixels: np.ndarray, layers: tuple[str, ...], device: str) -> dict[
 
     from styletransfer.engines.vgg import load_vgg19
 
+    model = load_vgg19(device)
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].to(device)
     with torch.inference_mode():
-        return load_vgg19(device)(tensor, layers)
+        return model(tensor, layers)
 
 
 def style_loss(

@@ -211,7 +211,10 @@ def load_vgg19(device: str = "cpu") -> VGG19:
         model = _models.get(device)
         if model is None:
             check_device(device)
-            model = VGG19(load_weights()).to(device, memory_format=torch.channels_last)
+            # Built outside inference mode even when first asked for inside it, so that the
+            # same cached model can also be differentiated through (optimize engine).
+            with torch.inference_mode(False):
+                model = VGG19(load_weights()).to(device, memory_format=torch.channels_last)
             _models[device] = model
     return model
 

@@ -78,3 +78,12 @@ def test_features_tell_a_painting_from_noise() -> None:
     flat = model(torch.full((1, 3, 32, 32), 0.5), ["relu3_1"])["relu3_1"]
     noise = model(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)), ["relu3_1"])
     assert noise["relu3_1"].std() > 2 * flat.std()
+
+
+def test_a_model_first_loaded_in_inference_mode_still_backpropagates(monkeypatch) -> None:
+    monkeypatch.setattr(vgg, "_models", {})
+    with torch.inference_mode():
+        vgg.load_vgg19("cpu")
+    image = torch.rand(1, 3, 16, 16, requires_grad=True)
+    vgg.load_vgg19("cpu")(image, ["relu2_1"])["relu2_1"].sum().backward()
+    assert image.grad is not None
