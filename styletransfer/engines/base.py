@@ -143,7 +143,12 @@ class Engine:
             raise OutOfMemory(f"out of memory rendering at {params.size} px: {exc}") from exc
         except RuntimeError as exc:
             # torch.OutOfMemoryError subclasses RuntimeError; matching by name keeps torch out.
-            if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc):
+            message = str(exc)
+            if (
+                type(exc).__name__ == "OutOfMemoryError"
+                or "out of memory" in message
+                or "can't allocate memory" in message  # torch's CPU allocator
+            ):
                 raise OutOfMemory(
                     f"{self.device} ran out of memory at {params.size} px; retry smaller or on cpu"
                 ) from exc

@@ -150,10 +150,10 @@ def prepare_canvas(content: Image.Image, style: Image.Image, *, size: int, mode:
     """Resize both images to the output size and find the product mask in product mode."""
     if content.mode not in ("RGB", "RGBA"):
         content = _normalise_mode(content)
-    if style.mode != "RGB":
-        style = _normalise_mode(style).convert("RGB")
+    if style.mode not in ("RGB", "RGBA"):
+        style = _normalise_mode(style)
     content = resize_longest(content, size)
-    style_pixels = to_float(resize_longest(style, size))
+    style_pixels = flatten_on(resize_longest(style, size))[0]  # a transparent style: on white
     pixels, alpha = flatten_on(content)
     canvas = Canvas(content=pixels, style=style_pixels)
     if content.mode == "RGBA":

@@ -107,11 +107,16 @@ def test_sharpen_and_denoise_change_the_pixels(engine, hoodie, starry) -> None:
     assert plain.tobytes() != sharp.tobytes() and plain.tobytes() != smooth.tobytes()
 
 
-def test_out_of_memory_becomes_a_typed_error(engine, hoodie, starry, monkeypatch) -> None:
+CUDA_OOM = "CUDA out of memory. Tried to allocate 2.00 GiB"
+CPU_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"
+
+
+@pytest.mark.parametrize("kind", ["cuda", "cpu"])
+def test_out_of_memory_becomes_a_typed_error(engine, hoodie, starry, monkeypatch, kind) -> None:
     import torch
 
     def exhausted(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise torch.OutOfMemoryError(CUDA_OOM) if kind == "cuda" else RuntimeError(CPU_OOM)
 
     monkeypatch.setattr(engine, "infer", exhausted)
     with pytest.raises(OutOfMemory, match="retry"):

@@ -163,3 +163,9 @@ def test_lab_round_trip() -> None:
     rgb = np.random.default_rng(0).random((50, 3))
     assert np.allclose(lab_to_srgb(srgb_to_lab(rgb)), rgb, atol=1e-6)
     assert np.allclose(srgb_to_lab(np.ones(3)), [100, 0, 0], atol=0.01)
+
+
+def test_a_transparent_style_reference_is_read_on_white_not_black() -> None:
+    style = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    canvas = prepare_canvas(Image.new("RGB", (32, 32), "red"), style, size=32, mode="whole")
+    assert np.allclose(canvas.style, 1.0)
