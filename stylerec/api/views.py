@@ -2,6 +2,7 @@
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -47,7 +48,7 @@ def request_shopper(request) -> Shopper:
     if isinstance(request.auth, Shopper):
         return request.auth
     if request.user and request.user.is_authenticated:
-        return shopper_for_user(request.user)
+        return account_shopper(request.user)
     return shopper_for_request(request._request)
 
 
@@ -103,13 +104,22 @@ class EventsView(APIView):
 SHOPPER_AUTHENTICATION = [ShopperTokenAuthentication, TokenAuthentication, SessionAuthentication]
 
 
+def account_shopper(user) -> Shopper:
+    """The account's shopper. Another request may create it, or forget it, in between:
+    get_or_create then raises, and asking again settles it."""
+    try:
+        return shopper_for_user(user)
+    except IntegrityError:
+        return shopper_for_user(user)
+
+
 def existing_shopper(request) -> Shopper | None:
     """The calling shopper if there is one already; unlike request_shopper, never creates
     a session shopper, so clients without cookies do not leave a shopper per request."""
     if isinstance(request.auth, Shopper):
         return request.auth
     if request.user and request.user.is_authenticated:
-        return shopper_for_user(request.user)
+        return account_shopper(request.user)
     session = getattr(request._request, "session", None)
     if session is not None and session.get(SESSION_KEY):
         return Shopper.objects.filter(pk=session[SESSION_KEY], user=None).first()

@@ -63,6 +63,17 @@ class Pagination(PageNumberPagination):
         return parameters
 
 
+class StrictMultiPartParser(MultiPartParser):
+    """A multipart body must hold at least one field or file: Django reads a malformed one
+    as an empty form, which would pass for an empty edit."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parsed = super().parse(stream, media_type, parser_context)
+        if not parsed.data and not parsed.files:
+            raise exceptions.ParseError("The multipart body holds no fields.")
+        return parsed
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Not possible in the object's current state."
@@ -152,7 +163,7 @@ class StaffStyleViewSet(
 
     queryset = Style.objects.order_by("name", "pk")
     serializer_class = StaffStyleSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [StrictMultiPartParser, FormParser, JSONParser]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_serializer_context(self) -> dict:

@@ -92,6 +92,28 @@ def test_wrong_password_gets_a_401_and_no_token(db, ann):
     assert not Shopper.objects.filter(user=ann).exists()
 
 
+def test_a_race_for_the_accounts_shopper_is_settled(db, ann, monkeypatch):
+    """Two requests of one account create (or one forgets) its shopper at the same time."""
+    from django.db import IntegrityError
+
+    from stylerec.api import views
+
+    calls = []
+
+    def racing(user):
+        calls.append(user)
+        if len(calls) == 1:
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return Shopper.objects.get_or_create(user=user)[0]
+
+    monkeypatch.setattr(views, "shopper_for_user", racing)
+    client = signed_in("ann", PASSWORD)
+    calls.clear()
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 200 and response.json()["username"] == "ann"
+    assert len(calls) == 2
+
+
 def test_sign_out_revokes_the_token(db, ann):
     client = signed_in("ann", PASSWORD)
     assert client.post("/api/v1/shoppers/sign-out/").status_code == 204

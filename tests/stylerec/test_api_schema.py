@@ -22,6 +22,7 @@ from stylerec.models import Shopper
 # phase adds the schema's boundary and invalid cases on top. Raise it for a deeper search.
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
 SHOPPER_TOKEN = "schemathesis-shopper-token"
+ACCOUNT_TOKEN = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_the_schema_is_valid_openapi_3(db):
@@ -92,11 +93,12 @@ def callers(shop, django_user_model, monkeypatch):
     boss = django_user_model.objects.create_superuser("boss", password="pw-1234567")
     ann = django_user_model.objects.create_user("ann", password="pw-1234567")
     staff = {"Authorization": f"Token {Token.objects.create(user=boss).key}"}
-    account = {"Authorization": f"Token {Token.objects.create(user=ann).key}"}
+    account = {"Authorization": f"Token {ACCOUNT_TOKEN}"}
     app = {"Authorization": f"Shopper {SHOPPER_TOKEN}"}
     yield {
         "staff": itertools.cycle([staff, staff, staff, account, {}]),
         "shopper": itertools.cycle([app, app, account, {}]),
+        "account": ann,
     }
     for signal in (request_started, request_finished):
         signal.connect(close_old_connections)
@@ -106,6 +108,8 @@ def callers(shop, django_user_model, monkeypatch):
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_to_its_schema(case, callers):
     """No 5xx, and every answer (errors included) as documented."""
-    Shopper.objects.get_or_create(token=SHOPPER_TOKEN)  # again, if a case deleted it
+    # Again, if a case forgot the shopper or signed the account out.
+    Shopper.objects.get_or_create(token=SHOPPER_TOKEN)
+    Token.objects.get_or_create(key=ACCOUNT_TOKEN, defaults={"user": callers["account"]})
     headers = next(callers["staff" if "/staff/" in case.path else "shopper"])
     case.call_and_validate(headers=headers)

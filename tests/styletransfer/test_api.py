@@ -151,6 +151,18 @@ def test_edits_that_change_pixels_make_a_new_version(admin):
     assert admin.put(f"{STYLES}{style.pk}/", {}, format="json").status_code == 405
 
 
+def test_a_multipart_body_without_fields_is_refused(admin):
+    style = make_style("kept")
+    response = admin.generic(
+        "PATCH",
+        f"{STYLES}{style.pk}/",
+        b"--b\r\n[]--b--\r\n",
+        content_type="multipart/form-data; boundary=b",
+    )
+    assert response.status_code == 400 and set(response.json()) == {"detail"}
+    assert admin.patch(f"{STYLES}{style.pk}/", {}, format="json").status_code == 200
+
+
 def test_activate_renders_the_catalogue_and_deactivate_stops(
     admin, catalogue, django_capture_on_commit_callbacks
 ):
