@@ -14,6 +14,7 @@ from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
 from .base import Canvas, InputImageError
 
 WHITE = np.ones(3, dtype=np.float32)
+MAX_FILE_BYTES = 256 * 2**20  # no real product photo or painting is bigger
 
 
 def open_image(
@@ -48,21 +49,29 @@ def open_image(
     # Broken EXIF may cost the picture its rotation, never the picture.
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image) or image
-    return _normalise_mode(image)
+    try:
+        return _normalise_mode(image)
+    except (OSError, ValueError) as exc:
+        raise InputImageError(f"unsupported image mode {image.mode}: {exc}") from exc
 
 
 def _read_source(source: str | Path | bytes | BinaryIO) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(source)
-    if isinstance(source, str | Path):
+        data = bytes(source)
+    elif isinstance(source, str | Path):
         try:
-            return Path(source).read_bytes()
+            with Path(source).open("rb") as stream:
+                data = stream.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise InputImageError(f"cannot read {source}: {exc.strerror or exc}") from exc
-    try:
-        return source.read()
-    except (OSError, ValueError) as exc:
-        raise InputImageError(f"cannot read the image stream: {exc}") from exc
+    else:
+        try:
+            data = source.read(MAX_FILE_BYTES + 1)
+        except (OSError, ValueError) as exc:
+            raise InputImageError(f"cannot read the image stream: {exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise InputImageError(f"the file is over {MAX_FILE_BYTES // 2**20} MB")
+    return data
 
 
 def _normalise_mode(image: Image.Image) -> Image.Image:

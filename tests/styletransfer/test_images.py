@@ -169,3 +169,11 @@ def test_a_transparent_style_reference_is_read_on_white_not_black() -> None:
     style = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
     canvas = prepare_canvas(Image.new("RGB", (32, 32), "red"), style, size=32, mode="whole")
     assert np.allclose(canvas.style, 1.0)
+
+
+def test_oversized_files_are_refused_without_reading_them_whole(monkeypatch) -> None:
+    from styletransfer.engines import images
+
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(InputImageError, match="over"):
+        open_image(io.BytesIO(b"\0" * 5000))
