@@ -40,6 +40,10 @@ ENGINES: dict[str, str] = {
 }
 ENGINE_NAMES: tuple[str, ...] = tuple(ENGINES)
 MODES: tuple[str, ...] = ("whole", "product")
+# sha256 of the feed-forward decoder shipped in styletransfer/weights/ (printed by the
+# training command). It is part of that engine's canonical parameters, so shipping a
+# retrained decoder gives styles new rendition keys instead of serving the old pixels.
+DECODER_SHA256 = "12614df008872eced9ca96050491b15e99b453ac98e93b0e1ff5e57f9b7bc412"
 MAX_SIZE = 4096
 
 
@@ -92,6 +96,8 @@ class RenderParams:
         for name in ("sharpen", "denoise"):
             if name in values:
                 values[name] = round(float(values[name]), 4)
+        if self.engine == "feedforward":
+            values["weights"] = DECODER_SHA256[:16]
         return dict(sorted(values.items()))
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import WeightsError
+from .base import DECODER_SHA256, WeightsError
 from .vgg import mean_std
 
 # A slimmed mirror of VGG19 up to relu4_1: full width where the maps are small, a quarter of
@@ -26,9 +26,9 @@ ARCH: dict[str, Any] = {
 FORMAT = 1
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_FILE = WEIGHTS_DIR / "decoder.pt"
-# sha256 of the decoder shipped in styletransfer/weights/; a retrained file is
-# shipped by updating this line (the training command prints the value).
-SHIPPED_SHA256 = "12614df008872eced9ca96050491b15e99b453ac98e93b0e1ff5e57f9b7bc412"
+# sha256 of the shipped decoder; a retrained file is shipped by updating DECODER_SHA256 in
+# base.py (the training command prints the value), which also renews rendition keys.
+SHIPPED_SHA256 = DECODER_SHA256
 TRAIN_COMMAND = (
     "python -m styletransfer train-decoder --content ../shared/data/train "
     "../shared/data/products --style ../shared/data/styles --out {out}"

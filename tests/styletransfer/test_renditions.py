@@ -246,3 +246,12 @@ def test_a_changed_product_photo_is_rendered_again(django_capture_on_commit_call
     second = SourceImage.objects.get(object_id=str(product.pk)).content_hash
     assert second != first
     assert Rendition.objects.filter(style=style, source_hash=second).exists()
+
+
+def test_a_new_decoder_gives_feedforward_styles_new_rendition_keys(monkeypatch):
+    from styletransfer.engines import base
+
+    style = make_style(engine="feedforward")
+    monkeypatch.setattr(base, "DECODER_SHA256", "0" * 64)
+    services.style_save(style=style)
+    assert style.version == 2, "renditions of the old decoder are superseded"
