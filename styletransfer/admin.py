@@ -26,20 +26,7 @@ class StyleForm(forms.ModelForm):
 
     class Meta:
         model = Style
-        fields = [
-            "name",
-            "slug",
-            "description",
-            "reference_image",
-            "active",
-            "engine",
-            "mode",
-            "strength",
-            "preserve_colors",
-            "size",
-            "steps",
-            "sharpen",
-        ]
+        fields = ["name", "slug", "description", "reference_image", "active", *Style.RENDER_FIELDS]
 
 
 @admin.register(Style)
@@ -67,20 +54,7 @@ class StyleAdmin(admin.ModelAdmin):
             None,
             {"fields": ["name", "slug", "description", "reference_image", "thumbnail", "active"]},
         ),
-        (
-            "Rendering",
-            {
-                "fields": [
-                    "engine",
-                    "mode",
-                    "strength",
-                    "preserve_colors",
-                    "size",
-                    "steps",
-                    "sharpen",
-                ]
-            },
-        ),
+        ("Rendering", {"fields": list(Style.RENDER_FIELDS)}),
         ("State", {"fields": ["version", "embedding_state"]}),
     ]
 

@@ -21,6 +21,9 @@ def engine_choices() -> list[tuple[str, str]]:
 class Style(models.Model):
     """A look products can be shown in: a reference image plus how to render it."""
 
+    # The fields that decide a rendition's pixels (besides the reference image).
+    RENDER_FIELDS = ("engine", "mode", "strength", "preserve_colors", "size", "steps", "sharpen")
+
     MODE_CHOICES = [
         ("product", "product: keep the product's true colours, paint the backdrop"),
         ("whole", "whole: stylise the whole photo"),

@@ -55,3 +55,32 @@ def shop(db, django_capture_on_commit_callbacks):
             rendition = services.rendition_request(source=source, style=style)
             services.rendition_render(rendition_id=rendition.pk)
     return {"products": products, "styles": styles}
+
+
+def log_uniform_decisions(shopper, product, *, rounds: int = 40, clicked: str = "sun") -> None:
+    """`rounds` uniform decisions per arm for one product; the shopper clicks one style."""
+    from django.utils import timezone
+
+    from stylerec.models import Decision, Event
+
+    arms = ["original", *STYLE_SLUGS]
+    for _ in range(rounds):
+        for arm in arms:
+            decision = Decision.objects.create(
+                shopper=shopper,
+                product_id=str(product.pk),
+                candidates=arms,
+                probabilities=[1 / len(arms)] * len(arms),
+                chosen=arm,
+                propensity=1 / len(arms),
+                model_version="test",
+                policy="uniform",
+            )
+            if arm == clicked:
+                Event.objects.create(
+                    shopper=shopper,
+                    kind="click",
+                    decision=decision,
+                    product_id=str(product.pk),
+                    occurred_at=timezone.now(),
+                )

@@ -13,7 +13,7 @@ from stylerec.fitting import preference_fit_full
 from stylerec.models import Decision, Event, LoopSettings, Shopper, ShopperProfile
 from stylerec.shoppers import shopper_forget
 
-from .conftest import give_embedding
+from .conftest import give_embedding, log_uniform_decisions
 
 IMG = re.compile(r'<img [^>]*class="stylerec-image[^>]*>')
 
@@ -173,27 +173,7 @@ def test_fit_moves_a_shopper_towards_what_they_click(shop):
     fan = Shopper.objects.create()
     arms = store.arm_table(model, list(shop["styles"]))
     before = store.shopper_preference(model, fan.pk).scores(arms)
-    product = shop["products"][0]
-    for _ in range(40):
-        for style in ["ink", "sun", "sea", "original"]:
-            decision = Decision.objects.create(
-                shopper=fan,
-                product_id=str(product.pk),
-                candidates=["original", "ink", "sun", "sea"],
-                probabilities=[0.25] * 4,
-                chosen=style,
-                propensity=0.25,
-                model_version="test",
-                policy="uniform",
-            )
-            if style == "sun":
-                Event.objects.create(
-                    shopper=fan,
-                    kind="click",
-                    decision=decision,
-                    product_id=str(product.pk),
-                    occurred_at=timezone.now(),
-                )
+    log_uniform_decisions(fan, shop["products"][0], clicked="sun")
     preference_fit_full()
     model = store.current_model()
     after = store.shopper_preference(model, fan.pk).scores(store.arm_table(model, shop["styles"]))
