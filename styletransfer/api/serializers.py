@@ -45,8 +45,12 @@ class CoverageSerializer(serializers.Serializer):
 class StaffStyleSerializer(serializers.ModelSerializer):
     """A style with everything staff can set, and how far its renditions are."""
 
-    engine = serializers.ChoiceField(choices=ENGINE_NAMES, default="color")
-    mode = serializers.ChoiceField(choices=[m for m, _ in Style.MODE_CHOICES], default="product")
+    engine = serializers.ChoiceField(
+        choices=ENGINE_NAMES, default=Style._meta.get_field("engine").default
+    )
+    mode = serializers.ChoiceField(
+        choices=[m for m, _ in Style.MODE_CHOICES], default=Style._meta.get_field("mode").default
+    )
     preserve_colors = StrictBooleanField(default=False)
     embedding_ready = serializers.SerializerMethodField(
         help_text="Whether the recommender can score the style (its embedding is computed)."
@@ -61,13 +65,7 @@ class StaffStyleSerializer(serializers.ModelSerializer):
             "slug",
             "description",
             "reference_image",
-            "engine",
-            "mode",
-            "strength",
-            "preserve_colors",
-            "size",
-            "steps",
-            "sharpen",
+            *Style.RENDER_FIELDS,
             "active",
             "version",
             "embedding_ready",
