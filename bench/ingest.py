@@ -24,7 +24,7 @@ from http.cookies import SimpleCookie
 
 from shop import DATABASE_URL, ROOT, seeded_shop
 
-PORT = 8765
+PORT = 18765
 
 
 class Session:
@@ -78,6 +78,13 @@ class Session:
 
 
 def start_server() -> subprocess.Popen:
+    probe = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
+    try:
+        probe.request("GET", "/")
+    except OSError:
+        pass  # nothing listens: good
+    else:
+        raise RuntimeError(f"port {PORT} is taken: the benchmark must measure its own server")
     env = {
         **os.environ,
         "DATABASE_URL": DATABASE_URL,

@@ -45,9 +45,13 @@ def events_ingest(*, shopper: Shopper, events: list[dict], source: str = "api") 
         )
         for event in _unique(events)
     ]
+    # Shaped to walk the unique index (shopper, kind, decision, ...), not all the shopper's rows.
     held = set(
         Event.objects.filter(
-            shopper=shopper, occurred_at__in={row.occurred_at for row in rows}
+            shopper=shopper,
+            kind__in={row.kind for row in rows},
+            decision_id__in={row.decision_id for row in rows if row.decision_id},
+            occurred_at__in={row.occurred_at for row in rows},
         ).values_list("kind", "decision_id", "product_id", "occurred_at")
     )
     new = [r for r in rows if (r.kind, r.decision_id, r.product_id, r.occurred_at) not in held]
