@@ -79,6 +79,8 @@ def snips(logs: LoggedDecisions, target_probabilities: np.ndarray) -> Estimate:
     """Self-normalised IPS: slightly biased, much less variance when weights are uneven."""
     weight = _weights(logs, target_probabilities)
     mean_weight = weight.mean()
+    if weight.sum() == 0:  # the target never picks what was logged: the logs cannot tell
+        return Estimate(float("nan"), float("-inf"), float("inf"), len(weight), 0.0)
     value = float((weight * logs.reward).sum() / weight.sum())
     influence = weight * (logs.reward - value) / mean_weight
     half = Z_95 * influence.std(ddof=1) / np.sqrt(len(weight)) if len(weight) > 1 else np.inf
