@@ -28,7 +28,7 @@ from styletransfer import metrics  # noqa: E402
 from styletransfer.engines import RenderParams, get_engine  # noqa: E402
 from styletransfer.engines.images import flatten_on, open_image, resize_longest, to_image  # noqa: E402
 
-OUT = ROOT / "bench" / "out"
+OUT = ROOT / "bench" / "out"  # the default of --out
 SPEED_PAIR = ("saleor-blue-hoodie.png", "starry_night.jpg")
 QUALITY_PAIRS = [
     ("saleor-blue-hoodie.png", "starry_night.jpg"),
@@ -63,15 +63,13 @@ def speed(data: Path, args: argparse.Namespace, results: dict) -> dict[str, Imag
     product, painting = SPEED_PAIR
     content = open_image(data / "products" / product)
     style = open_image(data / "styles" / painting)
-    flat = OUT / "speed-content.png"
+    flat = args.out / "speed-content.png"
     to_image(flatten_on(content)[0]).save(flat)
 
     print(f"pastiche: {args.pastiche_steps} steps at {args.size} px on CPU ({load()}) ...")
-    overhead = run_pastiche(flat, data / "styles" / painting, OUT / "pastiche-0.png", 0, args.size)
-    pastiche_out = OUT / "pastiche.png"
-    total = run_pastiche(
-        flat, data / "styles" / painting, pastiche_out, args.pastiche_steps, args.size
-    )
+    style_path, pastiche_out = data / "styles" / painting, args.out / "pastiche.png"
+    overhead = run_pastiche(flat, style_path, args.out / "pastiche-0.png", 0, args.size)
+    total = run_pastiche(flat, style_path, pastiche_out, args.pastiche_steps, args.size)
     pastiche_time = total - overhead
     pastiche_image = open_image(pastiche_out)
     target = metrics.style_loss(pastiche_image, style)
@@ -81,21 +79,7 @@ def speed(data: Path, args: argparse.Namespace, results: dict) -> dict[str, Imag
 
     engine = get_engine("optimize", args.device)
     engine.render(content, style, RenderParams(size=64, steps=2))  # warm the kernels
-    reached = None
-    for steps in args.our_steps:
-        # stop at the first evaluation on the finest level that is clearly below the target,
-        # then check the saved (8-bit) output itself
-        engine.stop_when = lambda point, limit=0.98 * target: point.style_loss <= limit
-        started = time.perf_counter()
-        ours = engine.render(content, style, RenderParams(size=args.size, steps=steps))
-        ours_time = time.perf_counter() - started
-        engine.stop_when = None
-        ours_loss = metrics.style_loss(ours, style)
-        if ours_loss <= target:
-            reached = steps
-            break
-        print(f"  ours with --steps {steps} ended at {ours_loss:,.0f}, above the target")
-    figures = {
+    results["speed"] = figures = {
         "size": args.size,
         "pastiche_steps": args.pastiche_steps,
         "pastiche_wall_s": total,
@@ -103,24 +87,38 @@ def speed(data: Path, args: argparse.Namespace, results: dict) -> dict[str, Imag
         "pastiche_s": pastiche_time,
         "pastiche_style_loss": target,
         "pastiche_content_change": pastiche_change,
-        "ours_steps_budget": reached,
-        "ours_evaluations": len(engine.trace),
-        "ours_s": ours_time,
-        "ours_style_loss": ours_loss,
-        "ours_content_change": metrics.content_loss(ours, content),
-        "ratio": ours_time / pastiche_time if reached else None,
     }
-    results["speed"] = figures
-    if reached:
-        print(
-            f"ours: reached {ours_loss:,.0f} ≤ {target:,.0f} in {ours_time:.1f} s "
-            f"({len(engine.trace)} evaluations, "
-            f"content change {figures['ours_content_change']:.3f})"
+    images = {"pastiche": pastiche_image}
+    for label, max_change in (("ours", None), ("ours_recognisable", 0.6)):
+        race = race_to(engine, content, style, target, max_change, args)
+        figures.update({f"{label}_{key}": value for key, value in race.items() if key != "image"})
+        if race["reached"]:
+            ratio = race["s"] / pastiche_time
+            figures[f"{label}_ratio"] = ratio
+            print(
+                f"{label}: reached {race['style_loss']:,.0f} ≤ {target:,.0f} in {race['s']:.1f} s "
+                f"({race['evaluations']} evaluations, content change {race['content_change']:.3f})"
+                f"; ratio ours/pastiche = {ratio:.4f} (target ≤ 0.5) ({load()})"
+            )
+        else:
+            print(f"{label}: did not reach pastiche's style loss")
+        images.setdefault("ours", race["image"])
+    figures["ratio"] = figures.get("ours_ratio")
+    images["ours"].save(args.out / "ours-at-pastiche-loss.png")
+    if args.pastiche_recheck:
+        # Shared machines change speed by the minute: time a short pastiche run now, next to
+        # ours, and scale it to the full step count.
+        short = run_pastiche(
+            flat, style_path, args.out / "pastiche-short.png", args.pastiche_recheck, args.size
         )
-        print(f"ratio ours/pastiche = {figures['ratio']:.3f} (target ≤ 0.5) ({load()})")
-    else:
-        print("ours: did not reach pastiche's style loss")
-    ours.save(OUT / "ours-at-pastiche-loss.png")
+        per_step = (short - overhead) / args.pastiche_recheck
+        figures["pastiche_recheck_s_per_step"] = per_step
+        if figures.get("ours_ratio"):
+            figures["ratio_load_matched"] = figures["ours_s"] / (per_step * args.pastiche_steps)
+            print(
+                f"pastiche re-timed now: {per_step:.2f} s/step -> ratio at matched load "
+                f"{figures['ratio_load_matched']:.4f} ({load()})"
+            )
 
     started = time.perf_counter()
     engine.render(content, style, RenderParams(size=512))
@@ -128,7 +126,39 @@ def speed(data: Path, args: argparse.Namespace, results: dict) -> dict[str, Imag
     print(f"ours at 512 px, default params: {results['speed']['ours_512_s']:.1f} s ({load()})")
     if args.device == "cuda":
         images_per_second(engine, content, style, results)
-    return {"pastiche": pastiche_image, "ours": ours}
+    return images
+
+
+def race_to(engine, content, style, target: float, max_change, args) -> dict:
+    """Render until the finest level is below pastiche's loss (and the change cap, if any)."""
+
+    def good_enough(point, limit=0.98 * target) -> bool:
+        return point.style_loss <= limit and (
+            max_change is None or point.content_change <= max_change * 0.97
+        )
+
+    for steps in args.our_steps:
+        # stop at the first evaluation on the finest level that is clearly good enough, then
+        # check the saved (8-bit) output itself
+        engine.stop_when = good_enough
+        started = time.perf_counter()
+        image = engine.render(content, style, RenderParams(size=args.size, steps=steps))
+        seconds = time.perf_counter() - started
+        engine.stop_when = None
+        loss, change = metrics.style_loss(image, style), metrics.content_loss(image, content)
+        reached = loss <= target and (max_change is None or change <= max_change)
+        if reached or steps == args.our_steps[-1]:
+            break
+        print(f"  ours with --steps {steps} ended at {loss:,.0f} (change {change:.3f}); more steps")
+    return {
+        "reached": reached,
+        "steps_budget": steps,
+        "evaluations": len(engine.trace),
+        "s": seconds,
+        "style_loss": loss,
+        "content_change": change,
+        "image": image,
+    }
 
 
 def images_per_second(engine, content, style, results: dict, count: int = 8) -> None:
@@ -164,7 +194,7 @@ def quality(data: Path, args: argparse.Namespace, results: dict) -> list[list[Im
                 figures.update(engine=engine_name, mode=mode, seconds=seconds)
                 figures.update(product=product, style=painting, size=max(out.size))
                 results["quality"].append(figures)
-                out.save(OUT / f"{engine_name}-{mode}-{Path(product).stem}.png")
+                out.save(args.out / f"{engine_name}-{mode}-{Path(product).stem}.png")
                 row.append(out)
                 shown = {k: round(v, 3) for k, v in figures.items() if isinstance(v, float)}
                 print(f"{engine_name:8} {mode:7} {product[7:27]:20} {painting[:14]:14} {shown}")
@@ -201,11 +231,13 @@ def contact_sheet(rows: list[list[Image.Image]], speed_images: dict, path: Path)
 def verdicts(results: dict) -> None:
     print("\ntargets:")
     speed_figures = results.get("speed", {})
-    if speed_figures:
-        ratio = speed_figures.get("ratio")
-        ok = ratio is not None and ratio <= 0.5
-        shown = "not reached" if ratio is None else f"{ratio:.3f}"
-        print(f"  speed ratio {shown} ({TARGETS['speed ratio']}): {'PASS' if ok else 'FAIL'}")
+    for key, label in (("ours_ratio", ""), ("ours_recognisable_ratio", ", change ≤ 0.6")):
+        if speed_figures:
+            ratio = speed_figures.get(key)
+            ok = ratio is not None and ratio <= 0.5
+            shown = "not reached" if ratio is None else f"{ratio:.4f}"
+            verdict = "PASS" if ok else "FAIL"
+            print(f"  speed ratio{label} {shown} ({TARGETS['speed ratio']}): {verdict}")
     for figures in results.get("quality", []):
         if figures["engine"] != "optimize":
             continue
@@ -231,18 +263,23 @@ def main() -> None:
     parser.add_argument("--quality-size", type=int, default=512)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--pastiche-recheck", type=int, default=50, help="pastiche steps to re-time at our load"
+    )
     parser.add_argument(
         "--our-steps", type=int, nargs="+", default=[120, 240, 480], help="step budgets to try"
     )
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"device": args.device, "cpu_count": os.cpu_count()}
     speed_images = {} if args.skip_speed else speed(args.data, args, results)
-    rows = quality(args.data, args, results)
-    contact_sheet(rows, speed_images, OUT / "contact-sheet.png")
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    rows = [] if args.skip_quality else quality(args.data, args, results)
+    contact_sheet(rows, speed_images, args.out / "contact-sheet.png")
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
     verdicts(results)
-    print(f"\nwrote {OUT / 'contact-sheet.png'} and {OUT / 'results.json'}")
+    print(f"\nwrote {args.out / 'contact-sheet.png'} and {args.out / 'results.json'}")
 
 
 if __name__ == "__main__":
