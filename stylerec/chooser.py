@@ -80,23 +80,28 @@ def _ready_and_request_missing(sources: dict, styles: list) -> dict:
         "height",
     )
     existing = {(row[0], row[1], row[2]): row for row in rows}
-    ready = {}
+    ready, missing = {}, []
     for source in {s.content_hash: s for s in sources.values()}.values():
         for style in styles:
             row = existing.get((source.content_hash, style.pk, style.version))
             if row is None:
-                _request(source, style.pk)
+                missing.append((source, style.pk))
             elif row[4] == Rendition.Status.READY and row[3] == style.params_hash:
                 ready[(source.content_hash, style.pk)] = ReadyRendition(row[5], row[6], row[7])
+    if missing:
+        _request_missing(missing)
     return ready
 
 
-def _request(source, style_id: int) -> None:
+def _request_missing(missing: list) -> None:
+    """Request renditions never asked for (one style query for all of them)."""
     try:
-        style = Style.objects.get(pk=style_id)
-        rendition_services.rendition_request(source=source, style=style)
+        by_pk = Style.objects.in_bulk({style_id for _, style_id in missing})
+        for source, style_id in missing:
+            if style_id in by_pk:
+                rendition_services.rendition_request(source=source, style=by_pk[style_id])
     except Exception as exc:  # the page must render even if bookkeeping fails
-        logger.warning("Could not request a rendition: %s", exc)
+        logger.warning("Could not request renditions: %s", exc)
 
 
 def _decide(shopper, products, styles, sources, ready, settings, context) -> dict:
