@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .engines import images
 from .engines.base import EngineError
-from .engines.decoder import Decoder, adain, autocast, save_decoder
+from .engines.decoder import Decoder, adain, autocast, load_decoder, save_decoder
 from .engines.vgg import check_device, load_vgg19, mean_std
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -46,6 +46,7 @@ class TrainConfig:
     save_every: int = 100
     minutes: float | None = None
     resume: bool = False
+    init: Path | None = None
     device: str = "cpu"
     threads: int | None = None
     seed: int = 0
@@ -202,6 +203,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     decoder = Decoder().to(config.device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
     step, seconds, history = 0, 0.0, {}
+    if config.init is not None:  # fine-tune a finished decoder (fresh Adam state, step 0)
+        initial, _ = load_decoder(config.init)
+        decoder.load_state_dict(initial.state_dict())
     if config.resume and config.state_path.is_file():
         state = torch.load(config.state_path, map_location=config.device, weights_only=False)
         decoder.load_state_dict(state["decoder"])
@@ -307,6 +311,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
     parser.add_argument("--minutes", type=float, help="stop (and save) after this long")
     parser.add_argument("--resume", action="store_true", help="continue from OUT.train.pt")
+    parser.add_argument("--init", type=Path, help="start from this decoder file's weights")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -326,6 +331,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         save_every=args.save_every,
         minutes=args.minutes,
         resume=args.resume,
+        init=args.init,
         device=args.device,
         threads=args.threads,
         seed=args.seed,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -141,10 +142,16 @@ class Engine:
         params.validate()
         if not self.loaded:
             self.load()
-        try:
+        with self.out_of_memory_as_error(params):
             canvas = self.preprocess(content, style, params)
             stylised = self.infer(canvas, params, progress)
             return self.postprocess(stylised, canvas, params)
+
+    @contextlib.contextmanager
+    def out_of_memory_as_error(self, params: RenderParams) -> Iterator[None]:
+        """Turn torch's and Python's out-of-memory errors into OutOfMemory (tasks retry on cpu)."""
+        try:
+            yield
         except MemoryError as exc:
             raise OutOfMemory(f"out of memory rendering at {params.size} px: {exc}") from exc
         except RuntimeError as exc:

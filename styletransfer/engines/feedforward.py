@@ -65,6 +65,12 @@ class FeedForwardEngine(Engine):
         params.validate()
         if not self.loaded:
             self.load()
+        with self.out_of_memory_as_error(params):
+            return self._render_batch(contents, style, params)
+
+    def _render_batch(
+        self, contents: Sequence[Image.Image], style: Image.Image, params: RenderParams
+    ) -> list[Image.Image]:
         canvases = [self.preprocess(content, style, params) for content in contents]
         outputs: list[Image.Image | None] = [None] * len(canvases)
         by_shape: dict[tuple[int, ...], list[int]] = {}

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from styletransfer import cli, metrics
-from styletransfer.engines import RenderParams, WeightsError, get_engine
+from styletransfer.engines import OutOfMemory, RenderParams, WeightsError, get_engine
 from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image, resize_longest, srgb_to_lab, to_float
@@ -106,6 +106,20 @@ def test_a_batch_renders_like_single_images(engine, mug, hoodie, starry) -> None
     single = np.asarray(engine.render(mug, starry, params()), dtype=np.int16)
     for image in (batch[0], batch[2]):
         assert np.abs(np.asarray(image, dtype=np.int16) - single).mean() < 1.0
+
+
+def test_a_batch_that_runs_out_of_memory_is_a_typed_error(mug, starry, monkeypatch) -> None:
+    import torch
+
+    engine = FeedForwardEngine("cpu")
+    engine.load()
+
+    def exhausted(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(engine, "stylise", exhausted)
+    with pytest.raises(OutOfMemory, match="retry"):  # the render task retries it on cpu
+        engine.render_batch([mug, mug], starry, params())
 
 
 def test_missing_weights_name_the_command_to_run(tmp_path) -> None:

@@ -8,6 +8,7 @@ import torch
 
 from styletransfer import cli, training
 from styletransfer.engines import RenderParams
+from styletransfer.engines.decoder import load_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image
 
@@ -67,6 +68,19 @@ def test_a_tiny_run_writes_a_usable_checkpoint_and_resumes(folders, tmp_path) ->
         RenderParams(engine="feedforward", size=64),
     )
     assert image.size == (64, 64)
+
+
+def test_init_fine_tunes_from_a_finished_decoder(folders, tmp_path) -> None:
+    first = tmp_path / "first.pt"
+    training.train(tiny(folders, first, steps=1))
+    config = tiny(folders, tmp_path / "tuned.pt", steps=0)
+    config.init = first
+    meta = training.train(config)  # zero steps: the written weights are the initial ones
+    assert meta["steps"] == 0
+    start, _ = load_decoder(first)
+    tuned, _ = load_decoder(tmp_path / "tuned.pt")
+    for name, value in start.state_dict().items():
+        assert torch.equal(tuned.state_dict()[name], value), name
 
 
 def test_the_command_line_trains_and_reports(folders, tmp_path, capsys) -> None:
