@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import connections, router
+from django.utils import timezone
 
-from styletransfer import selectors as rendition_selectors
-from styletransfer import services as rendition_services
+from styletransfer import cache as rendition_cache
 from styletransfer.conf import conf as styletransfer_conf
-from styletransfer.models import Rendition, Style
 
 from . import store
 from .models import Decision, Shopper
@@ -43,10 +44,19 @@ def choose_images(*, shopper: Shopper | None, products, context: dict | None = N
     settings = store.loop_settings()
     if shopper is None or shopper.originals_only or not settings.personalization_enabled:
         return {p.pk: _original(p) for p in products}
-    styles = store.active_styles()
-    sources = rendition_selectors.source_images_for(products)
-    ready = _ready_and_request_missing(sources, styles)
-    return _decide(shopper, products, styles, sources, ready, settings, context or {})
+    # A warm page reads everything it needs in one cache round trip and runs one query (the
+    # decisions' INSERT): the styles, the model's version, the shopper's preference, and each
+    # product's image hash and ready renditions.
+    lookup = rendition_cache.ProductLookup(products)
+    if lookup.cache_alias == store.conf.CACHE_ALIAS:
+        found = store.prefetch(shopper.pk, lookup.cache_keys)
+        styles = store.active_styles(found)
+        images = lookup.resolve(styles, found)
+    else:
+        found = store.prefetch(shopper.pk)
+        styles = store.active_styles(found)
+        images = lookup.resolve(styles)
+    return _decide(shopper, products, styles, images, settings, context or {}, found)
 
 
 def _original(product, decision_id: int | None = None) -> Shown:
@@ -54,67 +64,18 @@ def _original(product, decision_id: int | None = None) -> Shown:
     return Shown(product.pk, image[0].url if image else "", ORIGINAL, decision_id)
 
 
-@dataclass(frozen=True)
-class ReadyRendition:
-    file: str
-    width: int | None
-    height: int | None
-
-
-def _ready_and_request_missing(sources: dict, styles: list) -> dict:
-    """Ready renditions by (hash, style id); renditions never requested are requested now."""
-    if not styles or not sources:
-        return {}
-    rows = Rendition.objects.filter(
-        source_hash__in={s.content_hash for s in sources.values()},
-        style__in=[s.pk for s in styles],
-        style_version__in={s.version for s in styles},
-    ).values_list(
-        "source_hash",
-        "style_id",
-        "style_version",
-        "params_hash",
-        "status",
-        "file",
-        "width",
-        "height",
-    )
-    existing = {(row[0], row[1], row[2]): row for row in rows}
-    ready, missing = {}, []
-    for source in {s.content_hash: s for s in sources.values()}.values():
-        for style in styles:
-            row = existing.get((source.content_hash, style.pk, style.version))
-            if row is None:
-                missing.append((source, style.pk))
-            elif row[4] == Rendition.Status.READY and row[3] == style.params_hash:
-                ready[(source.content_hash, style.pk)] = ReadyRendition(row[5], row[6], row[7])
-    if missing:
-        _request_missing(missing)
-    return ready
-
-
-def _request_missing(missing: list) -> None:
-    """Request renditions never asked for (one style query for all of them)."""
-    try:
-        by_pk = Style.objects.in_bulk({style_id for _, style_id in missing})
-        for source, style_id in missing:
-            if style_id in by_pk:
-                rendition_services.rendition_request(source=source, style=by_pk[style_id])
-    except Exception as exc:  # the page must render even if bookkeeping fails
-        logger.warning("Could not request renditions: %s", exc)
-
-
-def _decide(shopper, products, styles, sources, ready, settings, context) -> dict:
+def _decide(shopper, products, styles, images, settings, context, found) -> dict:
     from .ml.policy import ExplorationSettings, choose
 
-    model = store.current_model()
+    model = store.current_model(found)
     arms = [ORIGINAL] + [s.slug for s in styles]
     mask = np.zeros((len(products), len(arms)), dtype=bool)
     mask[:, 0] = True
+    no_images = rendition_cache.ProductImages(None)
     for row, product in enumerate(products):
-        source = sources.get(product.pk)
+        ready = images.get(product.pk, no_images).ready
         for column, style in enumerate(styles, start=1):
-            mask[row, column] = source is not None and (source.content_hash, style.pk) in ready
+            mask[row, column] = style.pk in ready
     if model is None:  # before the first fit: explore uniformly, and say so in the log
         probabilities = mask / mask.sum(axis=1, keepdims=True)
         chosen = np.array([_rng.choice(len(arms), p=p) for p in probabilities])
@@ -126,55 +87,128 @@ def _decide(shopper, products, styles, sources, ready, settings, context) -> dic
             strength=settings.exploration_strength,
             draws=store.conf.THOMPSON_DRAWS,
         )
-        preference = store.shopper_preference(model, shopper.pk)
+        preference = store.shopper_preference(model, shopper.pk, found)
         choice = choose(preference, store.arm_table(model, styles), mask, exploration, _rng)
         probabilities, chosen = choice.probabilities, choice.chosen
         version, policy = model.version, settings.policy
-    decisions = [
-        Decision(
-            shopper=shopper,
-            product_id=str(product.pk),
-            candidates=[arms[a] for a in np.flatnonzero(mask[row])],
-            probabilities=[
-                round(float(probabilities[row, a]), 6) for a in np.flatnonzero(mask[row])
-            ],
-            chosen=arms[chosen[row]],
-            chosen_style_id=styles[chosen[row] - 1].pk if chosen[row] else None,
-            propensity=float(probabilities[row, chosen[row]]),
-            model_version=version,
-            policy=policy,
-            context={**context, "category": _category(product)},
+    # Plain Python from here: numpy's per-element indexing costs more than the work.
+    masks, chosen, exact = mask.tolist(), chosen.tolist(), probabilities.tolist()
+    rows = []
+    for row, product in enumerate(products):
+        columns = [a for a, candidate in enumerate(masks[row]) if candidate]
+        arm = chosen[row]
+        rows.append(
+            DecisionRow(
+                product_id=str(product.pk),
+                candidates=[arms[a] for a in columns],
+                probabilities=[round(exact[row][a], 6) for a in columns],
+                chosen=arms[arm],
+                chosen_style_id=styles[arm - 1].pk if arm else None,
+                propensity=exact[row][arm],
+                context={**context, "category": _category(product)},
+            )
         )
-        for row, product in enumerate(products)
-    ]
-    _insert_decisions(decisions)
+    ids = insert_decisions(shopper.pk, rows, model_version=version, policy=policy)
     shown = {}
-    for row, (product, decision) in enumerate(zip(products, decisions, strict=True)):
-        if chosen[row] == 0:
-            shown[product.pk] = _original(product, decision.pk)
+    for row, (product, decision_id) in enumerate(zip(products, ids, strict=True)):
+        arm = chosen[row]
+        if arm == 0:
+            shown[product.pk] = _original(product, decision_id)
             continue
-        style = styles[chosen[row] - 1]
-        rendition = ready[(sources[product.pk].content_hash, style.pk)]
+        style = styles[arm - 1]
+        rendition = images[product.pk].ready[style.pk]
         shown[product.pk] = Shown(
             product.pk,
             default_storage.url(rendition.file),
             style.slug,
-            decision.pk,
+            decision_id,
             rendition.width,
             rendition.height,
         )
     return shown
 
 
-def _insert_decisions(decisions: list[Decision]) -> None:
-    """One INSERT per page. On PostgreSQL the commit does not wait for the disk: a crash may
-    lose the last fraction of a second of decision logs, never corrupt them, and the page
-    does not pay an fsync."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        Decision.objects.bulk_create(decisions)
+@dataclass(frozen=True)
+class DecisionRow:
+    """One product's decision as the page logs it (shopper, model and policy are the page's)."""
+
+    product_id: str
+    candidates: list
+    probabilities: list
+    chosen: str
+    chosen_style_id: int | None
+    propensity: float
+    context: dict
+
+
+_FAST_INSERT = """
+WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))
+INSERT INTO {table} ({columns})
+SELECT %s, r.product_id, r.candidates, r.probabilities, r.chosen, r.chosen_style_id,
+       r.propensity, %s, %s, r.context, %s
+FROM async, jsonb_to_recordset(%s::jsonb) AS r(
+    product_id text, candidates jsonb, probabilities jsonb, chosen text,
+    chosen_style_id bigint, propensity double precision, context jsonb)
+RETURNING {pk}
+"""
+_FIELDS = (
+    "shopper",
+    "product_id",
+    "candidates",
+    "probabilities",
+    "chosen",
+    "chosen_style",
+    "propensity",
+    "model_version",
+    "policy",
+    "context",
+    "created_at",
+)
+
+
+def insert_decisions(
+    shopper_id: int, rows: list[DecisionRow], *, model_version: str, policy: str
+) -> list[int]:
+    """Log a page's decisions; returns their ids in the order of `rows`.
+
+    On PostgreSQL outside a transaction this is one statement: the rows travel as one JSON
+    document and the commit does not wait for the disk (a crash may lose the last fraction
+    of a second of decision logs, never corrupt them, and the page does not pay an fsync).
+    Inside a caller's transaction the caller's commit decides. Elsewhere, bulk_create.
+    """
+    now = timezone.now()
+    using = router.db_for_write(Decision)
+    connection = connections[using]
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        payload = json.dumps([row.__dict__ for row in rows])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _fast_insert_sql(connection.ops.quote_name),
+                [shopper_id, model_version, policy, now, payload],
+            )
+            return [pk for (pk,) in cursor.fetchall()]
+    decisions = [
+        Decision(
+            shopper_id=shopper_id,
+            model_version=model_version,
+            policy=policy,
+            created_at=now,
+            **row.__dict__,
+        )
+        for row in rows
+    ]
+    Decision.objects.using(using).bulk_create(decisions)
+    return [decision.pk for decision in decisions]
+
+
+@functools.cache
+def _fast_insert_sql(quote) -> str:
+    meta = Decision._meta
+    return _FAST_INSERT.format(
+        table=quote(meta.db_table),
+        columns=", ".join(quote(meta.get_field(name).column) for name in _FIELDS),
+        pk=quote(meta.pk.column),
+    )
 
 
 def _category(product) -> str:

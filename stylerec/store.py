@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -12,10 +13,12 @@ from .conf import conf
 from .models import LoopSettings, PreferenceModel, ShopperProfile
 
 MODEL_KEY = "stylerec:model"
+MODEL_VERSION_KEY = "stylerec:model-version"
 SETTINGS_KEY = "stylerec:settings"
 NO_PROFILE = b""
 
 _local = threading.local()
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,27 @@ def _cache():
     return caches[conf.CACHE_ALIAS]
 
 
-def current_model() -> LoadedModel | None:
-    """The latest full fit, decoded once per process and version."""
+def prefetch(shopper_id: int, extra_keys=()) -> dict:
+    """One cache round trip for what a personalized page reads: the active styles, the model's
+    version, the shopper's preference, and `extra_keys` (other caches' entries on the same
+    alias). Pass the result to active_styles, current_model and shopper_preference."""
+    keys = [STYLES_KEY, MODEL_VERSION_KEY, _preference_key(shopper_id), *extra_keys]
+    try:
+        return _cache().get_many(keys)
+    except Exception:  # a cache outage slows pages down; it must not break them
+        logger.warning("Cache unreadable", exc_info=True)
+        return {}
+
+
+def current_model(found: dict | None = None) -> LoadedModel | None:
+    """The latest full fit, decoded once per process and version: a warm page reads only its
+    version from the cache (`found`, from prefetch, saves that round trip too)."""
+    version = (found if found is not None else {}).get(MODEL_VERSION_KEY)
+    if version is None:
+        version = _cache().get(MODEL_VERSION_KEY)
+    loaded = getattr(_local, "model", None)
+    if loaded is not None and version is not None and loaded.version == version:
+        return loaded
     payload = _cache().get(MODEL_KEY)
     if payload is None:
         row = PreferenceModel.objects.filter(incremental=False).order_by("-created_at").first()
@@ -39,7 +61,7 @@ def current_model() -> LoadedModel | None:
             return None
         payload = {"version": row.version, **row.payload}
         _cache().set(MODEL_KEY, payload, conf.CACHE_TIMEOUT)
-    loaded = getattr(_local, "model", None)
+    _cache().set(MODEL_VERSION_KEY, payload["version"], conf.CACHE_TIMEOUT)
     if loaded is None or loaded.version != payload["version"]:
         from .ml.preferences import Preference
         from .ml.space import StyleSpace
@@ -55,30 +77,38 @@ def current_model() -> LoadedModel | None:
 
 
 def model_changed() -> None:
-    _cache().delete(MODEL_KEY)
+    _cache().delete_many([MODEL_KEY, MODEL_VERSION_KEY])
 
 
-def shopper_preference(model: LoadedModel, shopper_id: int):
+def _preference_key(shopper_id: int) -> str:
+    return f"stylerec:pref:{shopper_id}"
+
+
+def shopper_preference(model: LoadedModel, shopper_id: int, found: dict | None = None):
     """The shopper's fitted preference, or the population's for a shopper not fitted yet."""
     from .ml.preferences import Preference
 
-    key = f"stylerec:pref:{model.version}:{shopper_id}"
-    data = _cache().get(key)
-    if data is None:
+    key = _preference_key(shopper_id)
+    cached = (found if found is not None else {}).get(key)
+    if cached is None:
+        cached = _cache().get(key)
+    if cached is not None and cached[0] == model.version:
+        data = cached[1]
+    else:
         profile = (
             ShopperProfile.objects.filter(shopper_id=shopper_id, model_version=model.version)
             .values_list("preference", flat=True)
             .first()
         )
         data = bytes(profile) if profile is not None else NO_PROFILE
-        _cache().set(key, data, conf.CACHE_TIMEOUT)
+        preference_cached(model.version, shopper_id, data)
     if data == NO_PROFILE:
         return model.population
     return Preference.from_bytes(data)
 
 
 def preference_cached(model_version: str, shopper_id: int, data: bytes) -> None:
-    _cache().set(f"stylerec:pref:{model_version}:{shopper_id}", data, conf.CACHE_TIMEOUT)
+    _cache().set(_preference_key(shopper_id), (model_version, data), conf.CACHE_TIMEOUT)
 
 
 STYLES_KEY = "stylerec:styles"
@@ -95,9 +125,11 @@ class ActiveStyle:
     embedding_hash: str
 
 
-def active_styles() -> list[ActiveStyle]:
+def active_styles(found: dict | None = None) -> list[ActiveStyle]:
     """Active styles with an embedding, cached until a style is saved or deleted."""
-    styles = _cache().get(STYLES_KEY)
+    styles = (found if found is not None else {}).get(STYLES_KEY)
+    if styles is None:
+        styles = _cache().get(STYLES_KEY)
     if styles is None:
         from styletransfer.models import Style
 

@@ -196,6 +196,12 @@ class RenditionAdmin(admin.ModelAdmin):
     def short_error(self, rendition: Rendition) -> str:
         return rendition.error[:120]
 
+    def delete_model(self, request, obj):
+        services.renditions_delete(renditions=Rendition.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        services.renditions_delete(renditions=queryset)
+
     @admin.action(description="Retry the selected failed renditions")
     def retry(self, request, queryset):
         failed = list(queryset.filter(status=Rendition.Status.FAILED))

@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "CATALOG_BATCH_INTERVAL": 2,
     # "cuda", "cpu" or None (cuda when present).
     "DEVICE": None,
+    # Cache (Django's CACHES alias) holding each product's image hash and ready renditions,
+    # so pages need no rendition queries (styletransfer.cache); entries live this long.
+    "CACHE_ALIAS": "default",
+    "CACHE_TIMEOUT": 24 * 3600,
 }
 
 

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import specs
+from . import cache, specs
 from .conf import conf
 from .engines.base import EngineError, InputImageError
 from .models import Rendition, SourceImage, Style
@@ -53,9 +53,13 @@ def source_images_sync(*, product) -> list[SourceImage]:
         elif created:
             changed.append(source)
         sources.append(source)
-    SourceImage.objects.filter(content_type=content_type, object_id=str(product.pk)).exclude(
-        pk__in=[s.pk for s in sources]
-    ).delete()
+    removed, _ = (
+        SourceImage.objects.filter(content_type=content_type, object_id=str(product.pk))
+        .exclude(pk__in=[s.pk for s in sources])
+        .delete()
+    )
+    if changed or removed:
+        cache.products_changed([(content_type.pk, product.pk)])
     if changed:
         styles = list(Style.objects.filter(active=True))
         for source in changed:
@@ -306,6 +310,7 @@ def _finish(rendition: Rendition, *, status: str, **fields) -> None:
     Rendition.objects.filter(pk=rendition.pk).update(**fields)
     for key, value in fields.items():
         setattr(rendition, key, value)
+    cache.sources_changed([rendition.source_hash])
 
 
 def _one_line(exc: BaseException) -> str:
@@ -372,7 +377,14 @@ def style_compute_embedding(*, style: Style) -> Style:
 def renditions_delete(*, renditions) -> int:
     """Delete rows now and their files once the deletion has committed."""
     names = [name for name in renditions.values_list("file", flat=True) if name]
+    # Pages may have cached the styles' current renditions; older versions are never shown.
+    current = set(
+        renditions.filter(
+            style_version=models.F("style__version"), params_hash=models.F("style__params_hash")
+        ).values_list("source_hash", flat=True)
+    )
     count, _ = renditions.delete()
+    cache.sources_changed(current)
 
     def delete_files() -> None:
         for name in names:

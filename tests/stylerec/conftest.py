@@ -36,6 +36,16 @@ def fresh_cache():
 @pytest.fixture
 def shop(db, django_capture_on_commit_callbacks):
     """Six products, three active styles with embeddings, every rendition ready."""
+    return make_shop()
+
+
+@pytest.fixture
+def shop_committed(transactional_db):
+    """The same shop, committed: for code paths that differ outside a transaction."""
+    return make_shop()
+
+
+def make_shop() -> dict:
     category = Category.objects.create(name="Cups", slug="cups")
     products = []
     for number in range(6):
