@@ -24,6 +24,10 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # Typical channel-statistic magnitudes of the Caffe VGG per layer (measured on photos and
 # paintings), so that every layer's style term and the content term weigh in at O(1).
 LAYER_SCALE = {"relu1_1": 30.0, "relu2_1": 150.0, "relu3_1": 200.0, "relu4_1": 700.0}
+# How much each layer's (normalised) style term counts, relu1_1..relu4_1. Colour and fine
+# texture (relu1_1, relu2_1) are matched early; coarse brushwork at relu4_1 is what the decoder
+# struggles with, and what the style loss of `metrics.style_loss` is mostly made of.
+LAYER_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 LOGGED = ("content", "style", "recon")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -37,6 +41,7 @@ class TrainConfig:
     size: int = 160
     batch: int = 6
     style_weight: float = 3.0
+    layer_weights: tuple[float, ...] = LAYER_WEIGHTS
     recon_weight: float = 5.0
     lr: float = 4e-4
     lr_decay: float = 2e-4
@@ -160,7 +165,9 @@ class StyleBank:
         }
 
 
-def losses(vgg, decoder, content: torch.Tensor, style_stats, device: str) -> dict[str, Any]:
+def losses(
+    vgg, decoder, content: torch.Tensor, style_stats, device: str, layer_weights=LAYER_WEIGHTS
+) -> dict[str, Any]:
     """The AdaIN paper's content and style losses, plus a cheap pixel reconstruction term.
 
     Reconstruction (decoding the content's own features back to the photo) needs no pass
@@ -176,12 +183,12 @@ def losses(vgg, decoder, content: torch.Tensor, style_stats, device: str) -> dic
     scale = LAYER_SCALE["relu4_1"]
     content_loss = F.mse_loss(taps["relu4_1"].float() / scale, target / scale)
     style_loss = torch.zeros((), device=content.device)
-    for name in STYLE_LAYERS:
+    for name, weight in zip(STYLE_LAYERS, layer_weights, strict=True):
         mean, std = mean_std(taps[name].float())
         target_mean, target_std = style_stats[name]
         scale = LAYER_SCALE[name]
-        style_loss = style_loss + F.mse_loss(mean / scale, target_mean / scale)
-        style_loss = style_loss + F.mse_loss(std / scale, target_std / scale)
+        gap = F.mse_loss(mean / scale, target_mean / scale)
+        style_loss = style_loss + weight * (gap + F.mse_loss(std / scale, target_std / scale))
     # Pixels outside 0..1 are clipped at render time; keep the decoder from relying on them.
     range_loss = (output.float() - output.float().clamp(0, 1)).pow(2).mean()
     recon_loss = F.l1_loss(reconstruction.float(), content)
@@ -227,7 +234,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         batch = torch.stack(
             [random_crop(rng.choice(photos), config.size, rng) for _ in range(config.batch)]
         ).to(config.device)
-        terms = losses(vgg, decoder, batch, bank.sample(config.batch), config.device)
+        style_stats = bank.sample(config.batch)
+        terms = losses(vgg, decoder, batch, style_stats, config.device, config.layer_weights)
         loss = terms["content"] + config.style_weight * terms["style"] + terms["range"]
         loss = loss + config.recon_weight * terms["recon"]
         optimizer.zero_grad(set_to_none=True)
@@ -273,6 +281,7 @@ def _save(config, decoder, optimizer, step, seconds, history, rng) -> dict[str, 
         "size": config.size,
         "batch": config.batch,
         "style_weight": config.style_weight,
+        "layer_weights": list(config.layer_weights),
         "recon_weight": config.recon_weight,
         "content": [str(p) for p in config.content],
         "style": [str(p) for p in config.style],
@@ -306,6 +315,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=defaults.size, help="crop size in px")
     parser.add_argument("--batch", type=int, default=defaults.batch)
     parser.add_argument("--style-weight", type=float, default=defaults.style_weight)
+    parser.add_argument(
+        "--layer-weights",
+        type=float,
+        nargs=4,
+        default=defaults.layer_weights,
+        metavar=("RELU1_1", "RELU2_1", "RELU3_1", "RELU4_1"),
+        help="weight of each layer's style term",
+    )
     parser.add_argument("--recon-weight", type=float, default=defaults.recon_weight)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
@@ -326,6 +343,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         size=args.size,
         batch=args.batch,
         style_weight=args.style_weight,
+        layer_weights=tuple(args.layer_weights),
         recon_weight=args.recon_weight,
         lr=args.lr,
         save_every=args.save_every,

@@ -83,6 +83,26 @@ def test_init_fine_tunes_from_a_finished_decoder(folders, tmp_path) -> None:
         assert torch.equal(tuned.state_dict()[name], value), name
 
 
+def test_the_style_term_is_the_weighted_sum_of_its_layers() -> None:
+    from styletransfer.engines.decoder import Decoder
+    from styletransfer.engines.vgg import load_vgg19, mean_std
+
+    torch.manual_seed(0)
+    vgg, decoder = load_vgg19("cpu"), Decoder()
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    taps = vgg(style, training.STYLE_LAYERS)
+    stats = {name: mean_std(taps[name]) for name in training.STYLE_LAYERS}
+
+    def style_term(weights) -> float:
+        return training.losses(vgg, decoder, content, stats, "cpu", weights)["style"].item()
+
+    alone = [style_term([float(i == j) for j in range(4)]) for i in range(4)]
+    assert all(value > 0 for value in alone)
+    weights = (1.0, 0.5, 2.0, 6.0)
+    weighted = sum(w * value for w, value in zip(weights, alone, strict=True))
+    assert style_term(weights) == pytest.approx(weighted, rel=1e-4)
+
+
 def test_the_command_line_trains_and_reports(folders, tmp_path, capsys) -> None:
     content, style = folders
     out = tmp_path / "cli" / "decoder.pt"
