@@ -11,6 +11,10 @@ database read that a change overtook carries the old token and is never trusted,
 evicted token distrusts its entry: no page serves a rendition that was deleted, that is
 not ready, or that belongs to a photo the product no longer has.
 
+Each process also keeps the entries it read, trusted while the cache's *generation* key
+is the one it read them under; every change replaces the generation in the same write
+(one MSET) as the tokens, so a warm page reads one small key, not two per product.
+
 A style's new version or new render parameters are new style keys, which no entry knows
 yet: those products are read again. Writes through `services` (and the admin) keep the
 cache in step; code that changes Rendition or SourceImage rows with a bare
@@ -37,6 +41,7 @@ from .models import Rendition, SourceImage, Style
 logger = logging.getLogger(__name__)
 
 PREFIX = "styletransfer:shown:1"  # bump when the entries change shape
+GENERATION_KEY = f"{PREFIX}:generation"
 
 
 class ReadyRendition(NamedTuple):
@@ -85,8 +90,13 @@ def product_images(products: Sequence, styles: Sequence) -> dict:
 
 
 class ProductLookup:
-    """product_images in two steps, so a caller can read the cache keys in a round trip of its
-    own (`cache_keys`, on the `cache_alias` cache) and hand what it found to `resolve`."""
+    """product_images in two steps, so a caller can read `cache_keys` in a round trip of its
+    own (on the `cache_alias` cache) and hand what it found to `resolve`.
+
+    Entries also stay in this process, trusted while the cache's generation (replaced with
+    the tokens by every change) is the one they were read under: a warm page then reads one
+    small key instead of two per product.
+    """
 
     def __init__(self, products: Sequence):
         self.products = list(products)
@@ -94,60 +104,101 @@ class ProductLookup:
         self._keys = {}
         if not self.products:
             return
-        self._content_type_id = ContentType.objects.get_for_model(self.products[0]).pk
+        content_type_id = ContentType.objects.get_for_model(self.products[0]).pk
         for product in self.products:
             object_id = str(product.pk)
             self._keys[product.pk] = (
-                _entry_key(self._content_type_id, object_id),
-                _token_key(self._content_type_id, object_id),
+                _entry_key(content_type_id, object_id),
+                _token_key(content_type_id, object_id),
             )
 
     @property
     def cache_keys(self) -> list[str]:
-        return [key for pair in self._keys.values() for key in pair]
+        return [GENERATION_KEY] if self.products else []
 
     def resolve(self, styles: Sequence, found: dict | None = None) -> dict:
+        global _memo
         if not self.products:
             return {}
+        cache = _cache()
         if found is None:
-            try:
-                found = _cache().get_many(self.cache_keys)
-            except Exception as exc:  # a cache outage slows pages down; it must not break them
-                logger.warning("Rendition cache unreadable: %s", exc)
-                found = {}
+            found = _read(cache, self.cache_keys)
+        generation = _ensure_key(cache, GENERATION_KEY, found.get(GENERATION_KEY))
+        memo_generation, memo = _memo
+        if generation is None or generation != memo_generation:
+            memo = {}
+            if generation is not None:
+                _memo = (generation, memo)
         style_keys = [(s.pk, s.version, s.params_hash) for s in styles]
-        shown, stale = {}, []
+        shown, unknown = {}, []
         for product in self.products:
+            images = _images(memo.get(self._keys[product.pk][0]), style_keys)
+            if images is None:
+                unknown.append(product)
+            else:
+                shown[product.pk] = images
+        if not unknown:
+            return shown
+        found = _read(cache, [key for p in unknown for key in self._keys[p.pk]])
+        stale = []
+        for product in unknown:
             entry_key, token_key = self._keys[product.pk]
-            entry = found.get(entry_key)
-            token = found.get(token_key)
+            entry, token = found.get(entry_key), found.get(token_key)
             if entry is not None and token is not None and entry[0] == token:
-                _, source_hash, statuses = entry
-                if source_hash is None:
-                    shown[product.pk] = ProductImages(None)
-                    continue
-                if all(key in statuses for key in style_keys):
-                    shown[product.pk] = ProductImages(
-                        source_hash,
-                        {
-                            key[0]: ReadyRendition(*statuses[key])
-                            for key in style_keys
-                            if statuses[key] is not None
-                        },
-                    )
+                images = _images(entry, style_keys)
+                if images is not None:
+                    shown[product.pk] = images
+                    _remember(memo, entry_key, entry, generation)
                     continue
             stale.append((product, token))
         if stale:
-            shown.update(_fill(stale, style_keys, self._keys))
+            shown.update(_fill(stale, style_keys, self._keys, memo, generation))
         return shown
 
 
-def _fill(stale: list, style_keys: list, keys: dict) -> dict:
+_memo: tuple[str | None, dict] = (None, {})
+MEMO_SIZE = 20_000  # entries kept in each process; beyond it the memo starts again
+
+
+def _remember(memo: dict, entry_key: str, entry: tuple, generation: str | None) -> None:
+    if generation is None:
+        return
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[entry_key] = entry
+
+
+def _images(entry: tuple | None, style_keys: list) -> ProductImages | None:
+    """What the entry says about these style keys; None when it does not know them all."""
+    if entry is None:
+        return None
+    _, source_hash, statuses = entry
+    if source_hash is None:
+        return ProductImages(None)
+    ready = {}
+    for key in style_keys:
+        if key not in statuses:
+            return None
+        if statuses[key] is not None:
+            ready[key[0]] = ReadyRendition(*statuses[key])
+    return ProductImages(source_hash, ready)
+
+
+def _read(cache, keys: list) -> dict:
+    try:
+        return cache.get_many(keys)
+    except Exception as exc:  # a cache outage slows pages down; it must not break them
+        logger.warning("Rendition cache unreadable: %s", exc)
+        return {}
+
+
+def _fill(stale: list, style_keys: list, keys: dict, memo: dict, generation) -> dict:
     """Read the stale products from the database, request what was never requested, and
     cache them with the token read before the database was."""
     from .selectors import source_images_for
 
-    stale = [(product, _ensure_token(keys[product.pk][1], token)) for product, token in stale]
+    cache = _cache()
+    stale = [(product, _ensure_key(cache, keys[product.pk][1], token)) for product, token in stale]
     products = [product for product, _ in stale]
     sources = source_images_for(products)
     statuses: dict[str, dict] = {source.content_hash: {} for source in sources.values()}
@@ -189,6 +240,7 @@ def _fill(stale: list, style_keys: list, keys: dict) -> dict:
         known = statuses.get(source_hash, {})
         if token is not None:
             entries[keys[product.pk][0]] = (token, source_hash, known)
+            _remember(memo, keys[product.pk][0], entries[keys[product.pk][0]], generation)
         shown[product.pk] = ProductImages(
             source_hash,
             {
@@ -204,17 +256,17 @@ def _fill(stale: list, style_keys: list, keys: dict) -> dict:
     return shown
 
 
-def _ensure_token(token_key: str, token: str | None) -> str | None:
-    """The product's token, made now when it has none (never changed, or evicted): an entry is
-    only ever trusted with a token that is still in the cache. None: cache it nowhere."""
-    if token is not None:
-        return token
-    cache = _cache()
+def _ensure_key(cache, key: str, value: str | None) -> str | None:
+    """The token (or generation) at `key`, made now when there is none (never changed, or
+    evicted): entries are only ever trusted with one that is still in the cache. None: the
+    cache is not answering, trust and keep nothing."""
+    if value is not None:
+        return value
     try:
         fresh = uuid.uuid4().hex
-        if cache.add(token_key, fresh, conf.CACHE_TIMEOUT):
+        if cache.add(key, fresh, conf.CACHE_TIMEOUT):
             return fresh
-        return cache.get(token_key)
+        return cache.get(key)
     except Exception:
         return None
 
@@ -268,13 +320,13 @@ def sources_changed(hashes: Iterable[str]) -> None:
 
 def _new_tokens(pairs: set) -> None:
     try:
-        _cache().set_many(
-            {_token_key(*pair): uuid.uuid4().hex for pair in pairs}, conf.CACHE_TIMEOUT
-        )
+        # One MSET: the tokens and the generation that processes' memos are trusted under.
+        tokens = {_token_key(*pair): uuid.uuid4().hex for pair in pairs}
+        _cache().set_many({**tokens, GENERATION_KEY: uuid.uuid4().hex}, conf.CACHE_TIMEOUT)
     except Exception as exc:
         # Without a new token a page could keep showing what changed: drop the entries too.
         logger.error("Could not invalidate cached renditions of %d products: %s", len(pairs), exc)
         try:
-            _cache().delete_many([_entry_key(*pair) for pair in pairs])
+            _cache().delete_many([GENERATION_KEY, *(_entry_key(*pair) for pair in pairs)])
         except Exception:
             logger.exception("Could not drop cached renditions either")

@@ -135,19 +135,22 @@ def test_a_render_finishing_while_a_page_fills_the_cache_is_not_lost(client, sho
     assert "late" in candidates_by_product()[product]
 
 
-def test_an_evicted_token_distrusts_the_entry(client, shop):
-    page(client)
+def test_evicted_keys_distrust_what_was_cached(client, shop):
+    """A cache that lost the product's token and the generation (evicted, flushed) must not
+    vouch for entries still held in Redis or in this process."""
     product = shop["products"][0]
     late = make_style("late", engine="color", active=True, seed=7)
     give_embedding(late, 7)
     page(client)
     rendition = Rendition.objects.get(style=late, source_hash=_hash(product))
+    # A change the cache was not told about (a bare update): only eviction can reveal it.
     Rendition.objects.filter(pk=rendition.pk).update(status="ready", file=rendition.source_name)
-    rendition_cache._cache().delete(
-        rendition_cache._token_key(
-            SourceImage.objects.get(object_id=str(product.pk)).content_type_id, str(product.pk)
-        )
-    )
+    source = SourceImage.objects.get(object_id=str(product.pk))
+    token_key = rendition_cache._token_key(source.content_type_id, str(product.pk))
+    Decision.objects.all().delete()
+    page(client)
+    assert "late" not in candidates_by_product()[str(product.pk)], "cached, as it should be"
+    rendition_cache._cache().delete_many([token_key, rendition_cache.GENERATION_KEY])
     Decision.objects.all().delete()
     page(client)
     assert "late" in candidates_by_product()[str(product.pk)]
