@@ -103,7 +103,6 @@ def _decide(shopper, products, styles, images, settings, context, found) -> dict
                 candidates=[arms[a] for a in columns],
                 probabilities=[round(exact[row][a], 6) for a in columns],
                 chosen=arms[arm],
-                chosen_style_id=styles[arm - 1].pk if arm else None,
                 propensity=exact[row][arm],
                 context={**context, "category": _category(product)},
             )
@@ -136,7 +135,6 @@ class DecisionRow:
     candidates: list
     probabilities: list
     chosen: str
-    chosen_style_id: int | None
     propensity: float
     context: dict
 
@@ -144,11 +142,11 @@ class DecisionRow:
 _FAST_INSERT = """
 WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))
 INSERT INTO {table} ({columns})
-SELECT %s, r.product_id, r.candidates, r.probabilities, r.chosen, r.chosen_style_id,
-       r.propensity, %s, %s, r.context, %s
+SELECT %s, r.product_id, r.candidates, r.probabilities, r.chosen, r.propensity,
+       %s, %s, r.context, %s
 FROM async, jsonb_to_recordset(%s::jsonb) AS r(
     product_id text, candidates jsonb, probabilities jsonb, chosen text,
-    chosen_style_id bigint, propensity double precision, context jsonb)
+    propensity double precision, context jsonb)
 RETURNING {pk}
 """
 _FIELDS = (
@@ -157,7 +155,6 @@ _FIELDS = (
     "candidates",
     "probabilities",
     "chosen",
-    "chosen_style",
     "propensity",
     "model_version",
     "policy",

@@ -44,9 +44,6 @@ class Decision(models.Model):
     candidates = models.JSONField()
     probabilities = models.JSONField()
     chosen = models.CharField(max_length=100)
-    chosen_style = models.ForeignKey(
-        "styletransfer.Style", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     propensity = models.FloatField()
     model_version = models.CharField(max_length=64)
     policy = models.CharField(max_length=20)

@@ -194,7 +194,6 @@ def test_the_single_statement_insert_logs_what_bulk_create_logs(shop_committed, 
                 r.candidates,
                 r.probabilities,
                 r.chosen,
-                r.chosen_style_id,
                 r.propensity,
                 r.model_version,
                 r.policy,
@@ -205,5 +204,5 @@ def test_the_single_statement_insert_logs_what_bulk_create_logs(shop_committed, 
 
     fast, bulk = logged(atomic=False), logged(atomic=True)
     assert fast == bulk
-    assert fast[0][9] == {"device": "mobile", "category": "Cups"}
+    assert fast[0][8] == {"device": "mobile", "category": "Cups"}
     assert any(row[5] is not None for row in fast), "some styles were chosen"
