@@ -63,6 +63,15 @@ def test_it_stylises_the_whole_image(engine, mug, hoodie, starry) -> None:
     assert metrics.ssim(styled, mug) > 1.2 * metrics.ssim(styled, hoodie)
 
 
+def test_compensating_the_decoder_lowers_the_style_loss(mug, starry, monkeypatch) -> None:
+    engine = FeedForwardEngine("cpu")
+    engine.load()
+    compensated = engine.render(mug, starry, params(size=192))
+    monkeypatch.setattr(engine, "_compensate", lambda target: target)
+    plain = engine.render(mug, starry, params(size=192))
+    assert metrics.style_loss(compensated, starry) < 0.9 * metrics.style_loss(plain, starry)
+
+
 def test_strength_zero_is_the_input_and_strength_grows_the_style(engine, mug, starry) -> None:
     unchanged = engine.render(mug, starry, params(strength=0))
     expected = np.asarray(resize_longest(mug, 128), dtype=np.int16)
