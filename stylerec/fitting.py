@@ -47,16 +47,17 @@ def _decisions(since, shopper_ids=None):
     return decisions
 
 
-def _rewards(decisions, ids: np.ndarray) -> np.ndarray:
-    """Reward per decision (aligned with sorted `ids`): weights summed over distinct kinds."""
+def _outcomes(decisions, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per decision (aligned with sorted `ids`): the reward, weights summed over distinct kinds
+    within the window, and whether an impression was reported for it."""
     weights = conf.REWARD_WEIGHTS
-    reward = np.zeros(ids.size)
+    reward, impressed = np.zeros(ids.size), np.zeros(ids.size, dtype=bool)
     if not ids.size:
-        return reward
+        return reward, impressed
     rows = (
         Event.objects.filter(
             decision__in=decisions,
-            kind__in=list(weights),
+            kind__in=[*weights, Event.Kind.IMPRESSION],
             occurred_at__lte=F("decision__created_at") + timedelta(seconds=conf.REWARD_WINDOW),
         )
         .values_list("decision_id", "kind")
@@ -65,12 +66,32 @@ def _rewards(decisions, ids: np.ndarray) -> np.ndarray:
     for decision_id, kind in rows.iterator(chunk_size=20_000):
         position = np.searchsorted(ids, decision_id)
         if position < ids.size and ids[position] == decision_id:
-            reward[position] += weights.get(kind, 0.0)
-    return reward
+            if kind == Event.Kind.IMPRESSION:
+                impressed[position] = True
+            else:
+                reward[position] += weights.get(kind, 0.0)
+    return reward, impressed
+
+
+def _seen(shoppers: np.ndarray, reward: np.ndarray, impressed: np.ndarray) -> np.ndarray:
+    """Which decisions tell something about taste, as far as the logs say.
+
+    A shopper whose client reports impressions (the beacon, an app) saw the images it reported
+    or acted on; the rest were below the fold or on a page left at once, and counting them as
+    "not clicked" drags every style towards zero. A shopper whose client never reports one (no
+    JavaScript, an app without impressions) is judged on every image it was shown, once it has
+    acted at all: a visitor with no event of any kind (a crawler, a bounce) says nothing about
+    styles, and thousands of them would flatten the population every new shopper starts from.
+    """
+    acted = impressed | (reward > 0)
+    active = np.isin(shoppers, np.unique(shoppers[acted]))
+    reporting = np.isin(shoppers, np.unique(shoppers[impressed]))
+    return active & (~reporting | acted)
 
 
 def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = False) -> dict:
-    """Decisions as arrays: id, shopper, chosen arm, reward (and candidates, propensity)."""
+    """Decisions the shopper saw (`_seen`) as arrays: id, shopper, chosen arm, reward (and
+    candidates, propensity)."""
     index = arms.index()
     decisions = _decisions(since, shopper_ids)
     fields = ["id", "shopper_id", "chosen"]
@@ -81,18 +102,17 @@ def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = Fa
     if with_candidates:
         known = [row for row in known if all(c in index for c in row[3])]
     ids = np.fromiter((row[0] for row in known), dtype=np.int64, count=len(known))
-    logs = {
-        "id": ids,
-        "shopper": np.fromiter((row[1] for row in known), dtype=np.int64, count=len(known)),
-        "arm": np.fromiter((index[row[2]] for row in known), dtype=np.int64, count=len(known)),
-        "reward": _rewards(decisions, ids),
-    }
+    shoppers = np.fromiter((row[1] for row in known), dtype=np.int64, count=len(known))
+    chosen = np.fromiter((index[row[2]] for row in known), dtype=np.int64, count=len(known))
+    reward, impressed = _outcomes(decisions, ids)
+    seen = _seen(shoppers, reward, impressed)
+    logs = {"id": ids[seen], "shopper": shoppers[seen], "arm": chosen[seen], "reward": reward[seen]}
     if with_candidates:
         mask = np.zeros((len(known), len(arms.slugs)), dtype=bool)
         for i, row in enumerate(known):
             mask[i, [index[c] for c in row[3]]] = True
-        logs["candidates"] = mask
-        logs["propensity"] = np.array([row[4] for row in known], dtype=np.float64)
+        logs["candidates"] = mask[seen]
+        logs["propensity"] = np.array([row[4] for row in known], dtype=np.float64)[seen]
     return logs
 
 

@@ -267,6 +267,9 @@ def test_rewards_outside_the_window_do_not_count(shop, settings):
         policy="uniform",
     )
     Event.objects.create(
+        shopper=shopper, kind="impression", decision=old, product_id="1", occurred_at=timezone.now()
+    )
+    Event.objects.create(
         shopper=shopper,
         kind="click",
         decision=old,
@@ -277,6 +280,49 @@ def test_rewards_outside_the_window_do_not_count(shop, settings):
     assert logs["reward"].tolist() == [0.0]
 
 
+def test_only_decisions_that_say_something_about_taste_are_fitted(shop):
+    from stylerec.fitting import Arms, load_logs
+
+    def decision(shopper, *kinds):
+        made = Decision.objects.create(
+            shopper=shopper,
+            product_id="1",
+            candidates=["original"],
+            probabilities=[1.0],
+            chosen="original",
+            propensity=1.0,
+            model_version="t",
+            policy="uniform",
+        )
+        for kind in kinds:
+            Event.objects.create(
+                shopper=shopper,
+                kind=kind,
+                decision=made,
+                product_id="1",
+                occurred_at=made.created_at,
+            )
+        return made.pk
+
+    beacon, no_js, crawler = (Shopper.objects.create() for _ in range(3))
+    decision(crawler)  # no event of any kind: says nothing about styles
+    seen_clicked = decision(beacon, "impression", "click")
+    seen = decision(beacon, "impression")
+    decision(beacon)  # below the fold: the beacon never reported it
+    clicked_unreported = decision(beacon, "click")
+    shown_clicked, shown = decision(no_js, "click"), decision(no_js)
+
+    logs = load_logs(Arms(["original"], np.ones((1, 2))), since=timezone.now() - timedelta(days=1))
+    kept = dict(zip(logs["id"].tolist(), logs["reward"].tolist(), strict=True))
+    assert kept == {
+        seen_clicked: 1.0,
+        seen: 0.0,
+        clicked_unreported: 1.0,
+        shown_clicked: 1.0,  # a client without impressions: every image shown counts
+        shown: 0.0,
+    }
+
+
 def test_incremental_update_refits_recently_active_shoppers(client, shop):
     from stylerec.fitting import preference_update_recent
 
@@ -284,7 +330,8 @@ def test_incremental_update_refits_recently_active_shoppers(client, shop):
     preference_fit_full()
     model = store.current_model()
     shopper = Shopper.objects.get()
-    before = ShopperProfile.objects.get(shopper=shopper).preference
+    # page views alone say nothing about taste: the shopper starts from the population
+    assert not ShopperProfile.objects.filter(shopper=shopper).exists()
     for decision in Decision.objects.filter(shopper=shopper):
         post_events(
             client, [{"type": "click", "decision": decision.pk, "product": decision.product_id}]
@@ -292,5 +339,5 @@ def test_incremental_update_refits_recently_active_shoppers(client, shop):
     assert preference_update_recent(minutes=5) == 1
     profile = ShopperProfile.objects.get(shopper=shopper)
     assert profile.model_version == model.version
-    assert bytes(profile.preference) != bytes(before)
+    assert bytes(profile.preference) != model.population.to_bytes()
     assert store.current_model().version == model.version, "the population is kept"
