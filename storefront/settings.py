@@ -103,7 +103,14 @@ if cache_url := os.environ.get("CACHE_URL"):
     REDIS_CACHE = "storefront.redis_cache.SharedClientRedisCache"
     CACHES = {"default": {"BACKEND": REDIS_CACHE, "LOCATION": cache_url}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Files under var/, not process memory: the web process must see what the worker changes
+    # (renditions turning ready, new fits), and the demo runs them as separate processes.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 

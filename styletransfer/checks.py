@@ -42,6 +42,31 @@ def _check_rendition_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
+def _check_cache_is_shared(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Pages trust cached rendition states that workers update: with a cache per process they
+    would keep showing originals after the renders finish."""
+    from django.conf import settings
+    from django.core.cache.backends.locmem import LocMemCache
+    from django.utils.module_loading import import_string
+
+    backend = settings.CACHES.get(conf.CACHE_ALIAS, {}).get("BACKEND", "")
+    try:
+        local = issubclass(import_string(backend), LocMemCache)
+    except ImportError:
+        return []
+    if not local:
+        return []
+    return [
+        checks.Warning(
+            f"Cache {conf.CACHE_ALIAS!r} is LocMemCache, one per process: pages will not see "
+            "renditions that workers finish until their entries expire.",
+            hint="Use a cache every process shares: Redis, Memcached or FileBasedCache.",
+            id="styletransfer.W001",
+        )
+    ]
+
+
 def register() -> None:
     checks.register(_check_settings)
     checks.register(_check_rendition_key)
+    checks.register(_check_cache_is_shared)

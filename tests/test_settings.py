@@ -15,7 +15,7 @@ def _settings_in_fresh_process(env: dict, expr: str) -> str:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG", "MEDIA_ROOT"}
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_DEBUG", "MEDIA_ROOT"}
     }
     clean["DJANGO_SETTINGS_MODULE"] = "storefront.settings"
     out = subprocess.run(
@@ -35,6 +35,15 @@ def test_embedded_default_needs_no_services(tmp_path):
     assert _settings_in_fresh_process(env, "s.DATABASES['default']['ENGINE']").endswith("sqlite3")
     assert _settings_in_fresh_process(env, "s.CELERY_BROKER_URL") == "filesystem://"
     assert _settings_in_fresh_process(env, "s.MEDIA_ROOT") == str(tmp_path / "media")
+
+
+def test_the_default_cache_is_shared_between_processes(tmp_path):
+    # The web process must see what the demo's worker caches (renditions ready, new fits).
+    env = {"STOREFRONT_VAR_DIR": str(tmp_path)}
+    write = "__import__('django.core.cache').core.cache.cache.set('shared-probe', 'worker', 60)"
+    read = "__import__('django.core.cache').core.cache.cache.get('shared-probe')"
+    _settings_in_fresh_process(env, write)
+    assert _settings_in_fresh_process(env, read) == "worker"
 
 
 def test_environment_overrides(tmp_path):

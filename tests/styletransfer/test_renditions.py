@@ -255,3 +255,15 @@ def test_a_new_decoder_gives_feedforward_styles_new_rendition_keys(monkeypatch):
     monkeypatch.setattr(base, "DECODER_SHA256", "0" * 64)
     services.style_save(style=style)
     assert style.version == 2, "renditions of the old decoder are superseded"
+
+
+def test_a_per_process_cache_is_flagged_by_the_system_checks(settings):
+    from django.core import checks
+
+    def warnings() -> list[str]:
+        return [m.id for m in checks.run_checks() if m.id == "styletransfer.W001"]
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert warnings() == ["styletransfer.W001"]
+    settings.CACHES = {"default": {"BACKEND": "storefront.redis_cache.SharedClientRedisCache"}}
+    assert warnings() == []
