@@ -55,10 +55,12 @@ def events_ingest(*, shopper: Shopper, events: list[dict], source: str = "api") 
         ).values_list("kind", "decision_id", "product_id", "occurred_at")
     )
     new = [r for r in rows if (r.kind, r.decision_id, r.product_id, r.occurred_at) not in held]
+    outer = connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and not outer:
             # An event log: a crash may lose the last fraction of a second, never corrupt it,
-            # and a beacon does not wait for the disk.
+            # and a beacon does not wait for the disk. Never inside a caller's transaction
+            # (a checkout recording a purchase): its commit must stay durable.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
         Event.objects.bulk_create(new, ignore_conflicts=True)

@@ -341,3 +341,17 @@ def test_incremental_update_refits_recently_active_shoppers(client, shop):
     assert profile.model_version == model.version
     assert bytes(profile.preference) != model.population.to_bytes()
     assert store.current_model().version == model.version, "the population is kept"
+
+
+def test_events_recorded_inside_a_callers_transaction_keep_its_commit_durable(shop):
+    from django.db import connection, transaction
+
+    from stylerec.events import events_ingest
+
+    shopper = Shopper.objects.create()
+    with transaction.atomic():  # e.g. a checkout recording the purchase
+        events_ingest(shopper=shopper, events=[{"kind": "purchase", "product_id": "1"}])
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+    assert Event.objects.filter(shopper=shopper, kind="purchase").count() == 1
