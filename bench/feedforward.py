@@ -135,9 +135,7 @@ def quality(engine, args, device: str) -> list[list[Image.Image]]:
         ours = engine.render(content, style, params)
         ours_time = time.perf_counter() - started
         started = time.perf_counter()
-        theirs = optimize.render(
-            content, style, dataclasses.replace(params, engine="optimize")
-        )
+        theirs = optimize.render(content, style, dataclasses.replace(params, engine="optimize"))
         theirs_time = time.perf_counter() - started
         ours_fig = metrics.evaluate(ours, content, style, device=device)
         theirs_fig = metrics.evaluate(theirs, content, style, device=device)
