@@ -44,7 +44,7 @@ MODES: tuple[str, ...] = ("whole", "product")
 # sha256 of the feed-forward decoder shipped in styletransfer/weights/ (printed by the
 # training command). It is part of that engine's canonical parameters, so shipping a
 # retrained decoder gives styles new rendition keys instead of serving the old pixels.
-DECODER_SHA256 = "12614df008872eced9ca96050491b15e99b453ac98e93b0e1ff5e57f9b7bc412"
+DECODER_SHA256 = "8d988699d26d613bc096d3629755a8e0ad99661aa5b3822b9b00023cc7727791"
 MAX_SIZE = 4096
 
 
