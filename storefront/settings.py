@@ -97,6 +97,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker) share the file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif os.environ.get("DATABASE_PREPARED_STATEMENTS", "1") == "1":
+    # Lets psycopg prepare the few statements stylerec sends with server-side parameters (the
+    # page's decision log) after 5 uses; Django's ORM queries are never prepared. Set
+    # DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot hold them (PgBouncer < 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if cache_url := os.environ.get("CACHE_URL"):

@@ -34,10 +34,11 @@ def _cache():
 
 
 def prefetch(shopper_id: int, extra_keys=()) -> dict:
-    """One cache round trip for what a personalized page reads: the active styles, the model's
-    version, the shopper's preference, and `extra_keys` (other caches' entries on the same
-    alias). Pass the result to active_styles, current_model and shopper_preference."""
-    keys = [STYLES_KEY, MODEL_VERSION_KEY, _preference_key(shopper_id), *extra_keys]
+    """One cache round trip for what a personalized page reads: the loop's settings, the
+    active styles, the model's version, the shopper's preference, and `extra_keys` (other
+    caches' entries on the same alias). Pass the result to loop_settings, active_styles,
+    current_model and shopper_preference."""
+    keys = [SETTINGS_KEY, STYLES_KEY, MODEL_VERSION_KEY, _preference_key(shopper_id), *extra_keys]
     try:
         return _cache().get_many(keys)
     except Exception:  # a cache outage slows pages down; it must not break them
@@ -148,8 +149,10 @@ def styles_changed(**kwargs) -> None:
     _cache().delete(STYLES_KEY)
 
 
-def loop_settings() -> LoopSettings:
-    settings = _cache().get(SETTINGS_KEY)
+def loop_settings(found: dict | None = None) -> LoopSettings:
+    settings = (found if found is not None else {}).get(SETTINGS_KEY)
+    if settings is None:
+        settings = _cache().get(SETTINGS_KEY)
     if settings is None:
         settings = LoopSettings.objects.first() or LoopSettings(
             policy=conf.POLICY,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from stylerec import chooser
@@ -206,3 +207,29 @@ def test_the_single_statement_insert_logs_what_bulk_create_logs(shop_committed, 
     assert fast == bulk
     assert fast[0][8] == {"device": "mobile", "category": "Cups"}
     assert any(row[5] is not None for row in fast), "some styles were chosen"
+
+
+def test_rendition_urls_follow_the_media_url(client, shop):
+    """The chooser keeps rendition URLs per process; a changed MEDIA_URL must not serve old ones."""
+    before = [i["src"] for i in page(client) if i["data-style"] != "original"]
+    assert before and all(src.startswith("/media/") for src in before)
+    with override_settings(MEDIA_URL="/files/"):
+        html = client.get("/").content.decode()
+    after = [i["src"] for i in images(html) if i["data-style"] != "original"]
+    assert after and all(src.startswith("/files/") for src in after)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_decision_insert_is_prepared_once_per_connection(shop_committed):
+    """Parsing and planning were a third of the INSERT's time on the page: after a few pages
+    PostgreSQL holds it as a prepared statement (settings: DATABASE_PREPARED_STATEMENTS)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    shopper = Shopper.objects.create()
+    for _ in range(8):
+        chooser.choose_images(shopper=shopper, products=shop_committed["products"])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert len([s for s in prepared if "jsonb_to_recordset" in s]) == 1
+    assert Decision.objects.filter(shopper=shopper).count() == 8 * len(shop_committed["products"])
