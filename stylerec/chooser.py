@@ -60,8 +60,9 @@ def choose_images(*, shopper: Shopper | None, products, context: dict | None = N
 
 
 def _original(product, decision_id: int | None = None) -> Shown:
-    image = styletransfer_conf.product_images(product)
-    return Shown(product.pk, image[0].url if image else "", ORIGINAL, decision_id)
+    images = styletransfer_conf.product_images(product)
+    url = _file_url(images[0].storage, images[0].name) if images and images[0] else ""
+    return Shown(product.pk, url, ORIGINAL, decision_id)
 
 
 def _decide(shopper, products, styles, images, settings, context, found) -> dict:
@@ -120,7 +121,7 @@ def _decide(shopper, products, styles, images, settings, context, found) -> dict
         rendition = ready[row][style.pk]
         shown[pks[row]] = Shown(
             pks[row],
-            _rendition_url(rendition.file),
+            _file_url(storages[DEFAULT_STORAGE_ALIAS], rendition.file),
             style.slug,
             decision_id,
             rendition.width,
@@ -225,21 +226,21 @@ def _fast_insert_sql(quote) -> str:
     )
 
 
-_urls: dict[str, str] = {}
+_urls: dict[tuple, str] = {}
 
 
-def _rendition_url(name: str) -> str:
-    """The rendition file's URL. A local storage's URL is a pure function of the name, so it
-    is kept (urljoin costs ~10 us, a quarter of a millisecond per page); other storages may
+def _file_url(storage, name: str) -> str:
+    """The stored file's URL. A local storage's URL is a pure function of the name, so it is
+    kept (urljoin costs ~10 us, a quarter of a millisecond per page); other storages may
     sign or expire their URLs, so they are asked every time."""
-    storage = storages[DEFAULT_STORAGE_ALIAS]
     if not isinstance(storage, FileSystemStorage):
         return storage.url(name)
-    url = _urls.get(name)
+    key = (storage.base_url, name)
+    url = _urls.get(key)
     if url is None:
         if len(_urls) >= 50_000:
             _urls.clear()
-        url = _urls[name] = storage.url(name)
+        url = _urls[key] = storage.url(name)
     return url
 
 
