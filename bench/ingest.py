@@ -15,16 +15,12 @@ import os
 import re
 import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 
-from shop import DATABASE_URL, ROOT, seeded_shop
-
-PORT = 18765
+from shop import PORT, seeded_shop, start_server
 
 
 class Session:
@@ -77,47 +73,6 @@ class Session:
         return elapsed
 
 
-def start_server() -> subprocess.Popen:
-    probe = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
-    try:
-        probe.request("GET", "/")
-    except OSError:
-        pass  # nothing listens: good
-    else:
-        raise RuntimeError(f"port {PORT} is taken: the benchmark must measure its own server")
-    env = {
-        **os.environ,
-        "DATABASE_URL": DATABASE_URL,
-        "LOG_LEVEL": "WARNING",
-        "THROTTLE_EVENTS": "1000000/min",
-        "DJANGO_SETTINGS_MODULE": "storefront.settings",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "storefront.wsgi",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{PORT}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    for _ in range(100):
-        try:
-            http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/admin/login/")
-            return server
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not start")
-
-
 def batch_throughput(sessions: list[Session], seconds: float, batch: int) -> float:
     stored = [0] * len(sessions)
     errors: list[Exception] = []
@@ -148,7 +103,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
     seeded_shop()
-    server = start_server()
+    server = start_server(workers=2)
     try:
         sessions = [Session() for _ in range(args.clients)]
         batched = batch_throughput(sessions, args.seconds, 500)

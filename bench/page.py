@@ -2,16 +2,24 @@
 
 .venv/bin/python bench/page.py [--requests 200]
 
-Prints ms per page for both (same process, same database, alternating, each timed page
-after an untimed one with the same setting, as a shop's pages are), the ratio
-(target <= 1.2), and ms for choosing 24 products in-process (chooser + decision insert).
+Prints ms per page for both, in the same run, measured two ways: in-process through Django's
+test client (the view, templates, cache and database, no HTTP), and over HTTP from a
+gunicorn worker (what a shop serves: also the WSGI server and the socket). Pages alternate
+between the two settings, each timed page after an untimed one with the same setting (as a
+shop's pages find it cached), so drift hits both equally. Then the ratio (target <= 1.2)
+and ms for choosing 24 products in-process (chooser + decision insert).
 """
 
 import argparse
+import http.client
+import os
+import signal
 import statistics
 import time
+from collections.abc import Callable
+from http.cookies import SimpleCookie
 
-from shop import seeded_shop
+from shop import PORT, seeded_shop, start_server
 
 
 def main() -> None:
@@ -27,27 +35,60 @@ def main() -> None:
     from stylerec.models import LoopSettings, Shopper
 
     settings, _ = LoopSettings.objects.get_or_create(pk=1)
-    client = Client()
-    client.get("/")  # create the session and warm caches
 
-    def page_ms(enabled: bool) -> float:
+    def switch(enabled: bool) -> None:
         settings.personalization_enabled = enabled
         settings.save()
         store.loop_settings_changed()
-        client.get("/")  # untimed: a real shop's pages find the settings in the cache
-        started = time.perf_counter()
-        response = client.get("/")
-        elapsed = (time.perf_counter() - started) * 1000
-        assert response.status_code == 200
-        return elapsed
 
-    on, off = [], []
-    for _ in range(args.requests):  # alternate, so drift hits both equally
-        on.append(page_ms(True))
-        off.append(page_ms(False))
-    settings.personalization_enabled = True
-    settings.save()
-    store.loop_settings_changed()
+    def compare(get: Callable[[], None]) -> tuple[float, float]:
+        get()  # create the session and warm caches
+        times = {True: [], False: []}
+        for _ in range(args.requests):
+            for enabled in (True, False):
+                switch(enabled)
+                get()  # untimed
+                started = time.perf_counter()
+                get()
+                times[enabled].append((time.perf_counter() - started) * 1000)
+        switch(True)
+        for enabled, label in ((True, "personalized:       "), (False, "personalization off:")):
+            print(
+                f"  catalogue page, {label} {statistics.median(times[enabled]):7.2f} ms median "
+                f"(p90 {statistics.quantiles(times[enabled], n=10)[-1]:.2f})"
+            )
+        ratio = statistics.median(times[True]) / statistics.median(times[False])
+        print(f"  ratio personalized / off: {ratio:.2f} (target <= 1.2)")
+        return ratio
+
+    client = Client()
+
+    def in_process() -> None:
+        assert client.get("/").status_code == 200
+
+    print("in-process (Django test client):")
+    compare(in_process)
+
+    server = start_server(workers=1)
+    try:
+        jar = SimpleCookie()  # one shopper throughout, as with the test client
+
+        def over_http() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+            cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in jar.items())
+            connection.request("GET", "/", headers={"Cookie": cookies} if cookies else {})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            for header in response.headers.get_all("Set-Cookie") or []:
+                jar.load(header)
+            connection.close()
+
+        print("over HTTP (one gunicorn sync worker):")
+        compare(over_http)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
     shopper = Shopper.objects.create()
     products = list(Product.objects.select_related("category")[:24])
@@ -57,17 +98,6 @@ def main() -> None:
         started = time.perf_counter()
         choose_images(shopper=shopper, products=products)
         choose.append((time.perf_counter() - started) * 1000)
-
-    median_on, median_off = statistics.median(on), statistics.median(off)
-    print(
-        f"catalogue page, personalized:      {median_on:7.2f} ms median "
-        f"(p90 {statistics.quantiles(on, n=10)[-1]:.2f})"
-    )
-    print(
-        f"catalogue page, personalization off: {median_off:7.2f} ms median "
-        f"(p90 {statistics.quantiles(off, n=10)[-1]:.2f})"
-    )
-    print(f"ratio personalized / off: {median_on / median_off:.2f} (target <= 1.2)")
     print(
         f"choose_images for 24 products (with the decision insert): "
         f"{statistics.median(choose):.2f} ms median"

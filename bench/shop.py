@@ -5,15 +5,20 @@ fast `color` engine), then the preference model is fitted, so the chooser has re
 candidates. BENCH_DATABASE_URL picks the database (default stylerec_bench on localhost).
 """
 
+import http.client
 import io
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stylerec_bench"
 )
+
+PORT = 18765
 
 
 def setup_django() -> None:
@@ -64,3 +69,45 @@ def seeded_shop() -> None:
     for pk in Rendition.objects.filter(status="pending").values_list("pk", flat=True):
         services.rendition_render(rendition_id=pk)
     preference_fit_full()
+
+
+def start_server(workers: int) -> subprocess.Popen:
+    """gunicorn serving the demo shop on the bench database at 127.0.0.1:PORT."""
+    probe = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
+    try:
+        probe.request("GET", "/")
+    except OSError:
+        pass  # nothing listens: good
+    else:
+        raise RuntimeError(f"port {PORT} is taken: the benchmark must measure its own server")
+    env = {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "LOG_LEVEL": "WARNING",
+        "THROTTLE_EVENTS": "1000000/min",
+        "DJANGO_SETTINGS_MODULE": "storefront.settings",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "storefront.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{PORT}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    for _ in range(100):
+        try:
+            http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/admin/login/")
+            return server
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
