@@ -91,10 +91,25 @@ def add_train_decoder_command(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=training.run)
 
 
+def add_average_decoders_command(commands: argparse._SubParsersAction) -> None:
+    """`average-decoders`: the mean of a run's last checkpoints (see training.average_decoders)."""
+    from . import training
+
+    average = commands.add_parser(
+        "average-decoders",
+        help="average the weights of decoder checkpoints into one decoder",
+        description="Average decoder files (each with its .sha256 beside it) into --out.",
+    )
+    average.add_argument("decoders", type=Path, nargs="+", help="decoder files")
+    average.add_argument("--out", type=Path, required=True, help="decoder file to write")
+    average.set_defaults(handler=training.run_average)
+
+
 # Subcommands register here; another module can append its own `add_*_command`.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_render_command,
     add_train_decoder_command,
+    add_average_decoders_command,
 ]
 
 

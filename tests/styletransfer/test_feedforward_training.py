@@ -8,7 +8,7 @@ import torch
 
 from styletransfer import cli, training
 from styletransfer.engines import RenderParams
-from styletransfer.engines.decoder import load_decoder
+from styletransfer.engines.decoder import Decoder, load_decoder, save_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image
 
@@ -119,3 +119,34 @@ def test_an_empty_folder_is_a_clear_error(tmp_path, capsys) -> None:
     argv += ["--out", str(tmp_path / "d.pt")]
     assert cli.main(argv) == cli.EXIT_FAILED
     assert "no images found" in capsys.readouterr().err
+
+
+def test_average_decoders_writes_the_mean_of_their_weights(tmp_path, capsys) -> None:
+    """Checkpoint averaging: every weight is the mean of the inputs' (within fp16 storage)."""
+    paths = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        path = tmp_path / f"ck{seed}.pt"
+        save_decoder(Decoder(), path, {"steps": seed * 100})
+        paths.append(path)
+    out = tmp_path / "mean.pt"
+    assert cli.main(["average-decoders", *map(str, paths), "--out", str(out)]) == 0
+    assert "the mean of 3 decoders" in capsys.readouterr().out
+    mean, meta = load_decoder(out)  # the .sha256 beside it checks out
+    inputs = [load_decoder(path)[0].state_dict() for path in paths]
+    for name, value in mean.state_dict().items():
+        expected = torch.stack([state[name] for state in inputs]).mean(0)
+        assert torch.allclose(value, expected, atol=2e-3, rtol=2e-3), name
+    assert [entry["steps"] for entry in meta["averaged"]] == [100, 200, 300]
+
+
+def test_average_decoders_refuses_an_altered_file(tmp_path, capsys) -> None:
+    path = tmp_path / "ck.pt"
+    save_decoder(Decoder(), path, {})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights
+    path.write_bytes(bytes(data))
+    status = cli.main(["average-decoders", str(path), "--out", str(tmp_path / "mean.pt")])
+    assert status == cli.EXIT_WEIGHTS
+    assert "altered" in capsys.readouterr().err
+    assert not (tmp_path / "mean.pt").exists()
