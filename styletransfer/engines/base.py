@@ -44,7 +44,7 @@ MODES: tuple[str, ...] = ("whole", "product")
 # sha256 of the feed-forward decoder shipped in styletransfer/weights/ (printed by the
 # training command). It is part of that engine's canonical parameters, so shipping a
 # retrained decoder gives styles new rendition keys instead of serving the old pixels.
-DECODER_SHA256 = "8d988699d26d613bc096d3629755a8e0ad99661aa5b3822b9b00023cc7727791"
+DECODER_SHA256 = "6911b16302f2009c99fd351506fbfba4215f8a4aec4478145bda1dbcad7260fb"
 MAX_SIZE = 4096
 
 
