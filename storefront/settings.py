@@ -65,7 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "stylerec.tracking.ClickThroughMiddleware",
+    "stylerec.tracking.TrackingMiddleware",
 ]
 
 ROOT_URLCONF = "storefront.urls"
@@ -98,8 +98,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif os.environ.get("DATABASE_PREPARED_STATEMENTS", "1") == "1":
-    # Lets psycopg prepare the few statements stylerec sends with server-side parameters (the
-    # page's decision log) after 5 uses; Django's ORM queries are never prepared. Set
+    # Lets stylerec's decision log prepare its INSERT (Django's ORM queries are sent with
+    # client-side parameters and are never prepared). Set
     # DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot hold them (PgBouncer < 1.21).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

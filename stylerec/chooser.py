@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 from django.core.files.storage import DEFAULT_STORAGE_ALIAS, FileSystemStorage, storages
 from django.core.signals import setting_changed
-from django.db import connections, router
 from django.dispatch import receiver
-from django.utils import timezone
 
 from styletransfer import cache as rendition_cache
 from styletransfer.conf import conf as styletransfer_conf
 
 from . import store
+from .decision_log import DecisionRow, log_decisions
 from .models import Decision, Shopper
 
 logger = logging.getLogger(__name__)
@@ -110,7 +107,7 @@ def _decide(shopper, products, styles, images, settings, context, found) -> dict
                 context={**context, "category": _category(product)},
             )
         )
-    ids = insert_decisions(shopper.pk, rows, model_version=version, policy=policy)
+    ids = log_decisions(shopper.pk, rows, model_version=version, policy=policy)
     shown = {}
     for row, (product, decision_id) in enumerate(zip(products, ids, strict=True)):
         arm = chosen[row]
@@ -128,102 +125,6 @@ def _decide(shopper, products, styles, images, settings, context, found) -> dict
             rendition.height,
         )
     return shown
-
-
-@dataclass(frozen=True)
-class DecisionRow:
-    """One product's decision as the page logs it (shopper, model and policy are the page's)."""
-
-    product_id: str
-    candidates: list
-    probabilities: list
-    chosen: str
-    propensity: float
-    context: dict
-
-
-_FAST_INSERT = """
-WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))
-INSERT INTO {table} ({columns})
-SELECT %s, r.product_id, r.candidates, r.probabilities, r.chosen, r.propensity,
-       %s, %s, r.context, %s
-FROM async, jsonb_to_recordset(%s::jsonb) AS r(
-    product_id text, candidates jsonb, probabilities jsonb, chosen text,
-    propensity double precision, context jsonb)
-RETURNING {pk}
-"""
-_FIELDS = (
-    "shopper",
-    "product_id",
-    "candidates",
-    "probabilities",
-    "chosen",
-    "propensity",
-    "model_version",
-    "policy",
-    "context",
-    "created_at",
-)
-
-
-def insert_decisions(
-    shopper_id: int, rows: list[DecisionRow], *, model_version: str, policy: str
-) -> list[int]:
-    """Log a page's decisions; returns their ids in the order of `rows`.
-
-    On PostgreSQL outside a transaction this is one statement: the rows travel as one JSON
-    document and the commit does not wait for the disk (a crash may lose the last fraction
-    of a second of decision logs, never corrupt them, and the page does not pay an fsync).
-    Inside a caller's transaction the caller's commit decides. Elsewhere, bulk_create.
-    """
-    now = timezone.now()
-    using = router.db_for_write(Decision)
-    connection = connections[using]
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        payload = json.dumps([row.__dict__ for row in rows])
-        with _binding_cursor(connection) as cursor:
-            cursor.execute(
-                _fast_insert_sql(connection.ops.quote_name),
-                [shopper_id, model_version, policy, now, payload],
-            )
-            return [pk for (pk,) in cursor.fetchall()]
-    decisions = [
-        Decision(
-            shopper_id=shopper_id,
-            model_version=model_version,
-            policy=policy,
-            created_at=now,
-            **row.__dict__,
-        )
-        for row in rows
-    ]
-    Decision.objects.using(using).bulk_create(decisions)
-    return [decision.pk for decision in decisions]
-
-
-def _binding_cursor(connection):
-    """A cursor that sends parameters apart from the SQL (Django's own send them inline), so
-    that psycopg prepares this statement once per connection when the database's OPTIONS
-    allow prepared statements (`prepare_threshold`, which Django leaves off for connection
-    poolers): parsing and planning the INSERT is a third of its time on the page."""
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    cursor = ServerBindingCursor(connection.connection)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
-
-
-@functools.cache
-def _fast_insert_sql(quote) -> str:
-    meta = Decision._meta
-    return _FAST_INSERT.format(
-        table=quote(meta.db_table),
-        columns=", ".join(quote(meta.get_field(name).column) for name in _FIELDS),
-        pk=quote(meta.pk.column),
-    )
 
 
 _urls: dict[tuple, str] = {}

@@ -1,9 +1,11 @@
-"""Server-side tracking that needs no JavaScript: clicks through to a product page."""
+"""Server-side tracking: clicks through to a product page (no JavaScript needed), and each
+page's decisions written while it renders."""
 
 import logging
 
 from django.http import HttpRequest
 
+from . import decision_log
 from .events import record_server_event
 from .models import Decision, Event
 from .shoppers import shopper_for_request
@@ -12,8 +14,9 @@ logger = logging.getLogger(__name__)
 CLICK_PARAM = "sr"
 
 
-class ClickThroughMiddleware:
-    """Records a click when a page is opened from a personalized link (`?sr=<decision>`)."""
+class TrackingMiddleware:
+    """Records a click when a page is opened from a personalized link (`?sr=<decision>`), and
+    lets the page's decisions be written while it renders (committed before it leaves)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -22,7 +25,8 @@ class ClickThroughMiddleware:
         decision_id = request.GET.get(CLICK_PARAM, "")
         if request.method == "GET" and decision_id.isdigit():
             self._record(request, int(decision_id))
-        return self.get_response(request)
+        with decision_log.deferred():
+            return self.get_response(request)
 
     def _record(self, request: HttpRequest, decision_id: int) -> None:
         try:

@@ -24,6 +24,15 @@ def clean_media_root():
     Path(settings.MEDIA_ROOT).mkdir(parents=True, exist_ok=True)
 
 
+@pytest.fixture(autouse=True)
+def close_decision_logs():
+    """The decision log's own connections would keep the test database from being dropped."""
+    yield
+    from stylerec import decision_log
+
+    decision_log.close()
+
+
 @pytest.fixture
 def seeded(db):
     call_command("seed_demo", stdout=io.StringIO())

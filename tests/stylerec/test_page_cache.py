@@ -1,15 +1,11 @@
 """Warm catalogue pages read renditions from the cache; no change may leave them stale."""
 
-import numpy as np
-import pytest
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from stylerec import chooser
-from stylerec.fitting import preference_fit_full
-from stylerec.models import Decision, Shopper
+from stylerec.models import Decision
 from styletransfer import cache as rendition_cache
 from styletransfer import services
 from styletransfer.models import Rendition, SourceImage
@@ -161,54 +157,6 @@ def _hash(product) -> str:
     return SourceImage.objects.get(object_id=str(product.pk)).content_hash
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_single_statement_insert_logs_what_bulk_create_logs(shop_committed, monkeypatch):
-    """Outside a transaction PostgreSQL gets one INSERT of a JSON document; inside one (and on
-    other databases) bulk_create. Both must log exactly the same decisions."""
-    products = shop_committed["products"]
-    preference_fit_full()  # Thompson's probabilities: floats that need rounding
-    shopper = Shopper.objects.create()
-
-    def logged(atomic: bool):
-        monkeypatch.setattr(chooser, "_rng", np.random.default_rng(5))
-        before = set(Decision.objects.values_list("pk", flat=True))
-        context = {"device": "mobile"}
-        if atomic:
-            with transaction.atomic():
-                shown = chooser.choose_images(shopper=shopper, products=products, context=context)
-        else:
-            with CaptureQueriesContext(connection) as queries:
-                shown = chooser.choose_images(shopper=shopper, products=products, context=context)
-            if connection.vendor == "postgresql":
-                writes = [q for q in queries.captured_queries if "INSERT" in q["sql"]]
-                assert len(writes) == 1 and "jsonb_to_recordset" in writes[0]["sql"]
-        rows = list(Decision.objects.exclude(pk__in=before).order_by("pk"))
-        assert [r.pk for r in rows] == [shown[p.pk].decision_id for p in products]
-        assert [r.product_id for r in rows] == [str(p.pk) for p in products]
-        for row in rows:
-            assert row.created_at is not None
-            assert row.chosen == shown[int(row.product_id)].style
-        return [
-            (
-                r.shopper_id,
-                r.product_id,
-                r.candidates,
-                r.probabilities,
-                r.chosen,
-                r.propensity,
-                r.model_version,
-                r.policy,
-                r.context,
-            )
-            for r in rows
-        ]
-
-    fast, bulk = logged(atomic=False), logged(atomic=True)
-    assert fast == bulk
-    assert fast[0][8] == {"device": "mobile", "category": "Cups"}
-    assert any(row[5] is not None for row in fast), "some styles were chosen"
-
-
 def test_image_urls_follow_the_media_url(client, shop):
     """The chooser keeps file URLs per process; a changed MEDIA_URL must not serve old ones."""
     before = page(client)
@@ -218,19 +166,3 @@ def test_image_urls_follow_the_media_url(client, shop):
         after = images(client.get("/").content.decode())
     assert len(after) == len(before)
     assert all(i["src"].startswith("/files/") for i in after)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_decision_insert_is_prepared_once_per_connection(shop_committed):
-    """Parsing and planning were a third of the INSERT's time on the page: after a few pages
-    PostgreSQL holds it as a prepared statement (settings: DATABASE_PREPARED_STATEMENTS)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("prepared statements are PostgreSQL's")
-    shopper = Shopper.objects.create()
-    for _ in range(8):
-        chooser.choose_images(shopper=shopper, products=shop_committed["products"])
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        prepared = [row[0] for row in cursor.fetchall()]
-    assert len([s for s in prepared if "jsonb_to_recordset" in s]) == 1
-    assert Decision.objects.filter(shopper=shopper).count() == 8 * len(shop_committed["products"])
