@@ -211,3 +211,33 @@ def test_leaving_a_request_waits_until_the_rows_are_committed(shop_committed):
             assert time.monotonic() - started < 0.4, "the page itself does not wait"
         assert time.monotonic() - started >= 0.45
     assert Decision.objects.filter(pk__in=ids).count() == 3
+
+
+def test_a_forked_worker_opens_its_own_log_connection(shop_committed):
+    """gunicorn --preload and Celery fork after start-up: a child must neither write on the
+    parent's connection nor close it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the background log is PostgreSQL's")
+    import os
+
+    shopper = Shopper.objects.create()
+    with decision_log.deferred():
+        log_decisions(shopper.pk, rows(), model_version="parent", policy="uniform")
+    parent_backend = writers()[connection.alias].connection.info.backend_pid
+    child = os.fork()
+    if child == 0:  # the child: log a page, report through the exit status only
+        status = 1
+        try:
+            with decision_log.deferred():
+                log_decisions(shopper.pk, rows(), model_version="child", policy="uniform")
+            child_backend = writers()[connection.alias].connection.info.backend_pid
+            status = 0 if child_backend != parent_backend else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with decision_log.deferred():  # the parent's connection still works
+        log_decisions(shopper.pk, rows(), model_version="parent", policy="uniform")
+    assert writers()[connection.alias].connection.info.backend_pid == parent_backend
+    versions = Decision.objects.filter(shopper=shopper).values_list("model_version", flat=True)
+    assert sorted(versions) == ["child"] * 3 + ["parent"] * 6
