@@ -44,7 +44,7 @@ MODES: tuple[str, ...] = ("whole", "product")
 # sha256 of the feed-forward decoder shipped in styletransfer/weights/ (printed by the
 # training command). It is part of that engine's canonical parameters, so shipping a
 # retrained decoder gives styles new rendition keys instead of serving the old pixels.
-DECODER_SHA256 = "6911b16302f2009c99fd351506fbfba4215f8a4aec4478145bda1dbcad7260fb"
+DECODER_SHA256 = "524e826e065ee243ee612830090a7c608420a86a0592219d3b2bd7178c2c1755"
 MAX_SIZE = 4096
 
 
