@@ -22,6 +22,12 @@ ORIGINAL = Decision.ORIGINAL
 _rng = np.random.default_rng()
 
 
+def seed_sampling(seed: int) -> None:
+    """Make this process's draws repeatable (the simulator's --seed); pages never call it."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
 @dataclass(frozen=True)
 class Shown:
     """What a shopper sees for one product: the image and the decision behind it."""

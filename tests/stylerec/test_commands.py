@@ -41,9 +41,11 @@ def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
         )
         for r in (rows[0], rows[-1])
     )
-    # Expected CTR (the click probability of what was shown) is far less noisy than clicks.
-    assert last["expected"] / last["oracle"] >= 0.85
-    assert last["expected"] / last["uniform"] >= 1.3
+    # Expected CTR (the click probability of what was shown) is far less noisy than clicks;
+    # the last three rounds together, as one round of 600 draws still wobbles by ±0.03.
+    expected = sum(float(r[3]) for r in rows[-3:]) / 3
+    assert expected / last["oracle"] >= 0.85
+    assert expected / last["uniform"] >= 1.3
     assert last["expected"] > first["expected"]
     assert not Shopper.objects.exists(), "synthetic shoppers are removed afterwards"
 

@@ -3,7 +3,7 @@
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from stylerec.chooser import choose_images
+from stylerec.chooser import choose_images, seed_sampling
 from stylerec.conf import conf
 from stylerec.events import events_ingest
 from stylerec.fitting import current_arms, preference_fit_full
@@ -25,6 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, shoppers, rounds, page, seed, keep, **options):
         rng = np.random.default_rng(seed)
+        seed_sampling(seed)  # the chooser's draws too: one seed, one run
         if current_model() is None and preference_fit_full() is None:
             raise CommandError("No style has an embedding yet; start a render worker first.")
         arms = current_arms(current_model())
