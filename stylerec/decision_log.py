@@ -245,7 +245,7 @@ class _Writer:
         self.ids: list[int] = []
         quote = django_connection.ops.quote_name
         meta = Decision._meta
-        self.sequence = f"{meta.db_table}.{meta.pk.column}"
+        self.sequence = (meta.db_table, meta.pk.column)  # pg_get_serial_sequence's arguments
         self.sql = _insert_sql(
             quote(meta.db_table),
             ", ".join(quote(meta.get_field(name).column) for name in _FIELDS),
@@ -298,7 +298,7 @@ class _Writer:
         if len(self.ids) < count:
             rows = self.connection.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [*self.sequence.split("."), max(count, ID_BLOCK)],
+                [*self.sequence, max(count, ID_BLOCK)],
             ).fetchall()
             self.ids.extend(pk for (pk,) in rows)
         taken, self.ids = self.ids[:count], self.ids[count:]
