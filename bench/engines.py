@@ -3,7 +3,7 @@
     .venv/bin/python bench/engines.py [--pastiche-steps 1000] [--device cpu|cuda]
 
 pastiche (from PyPI) runs as a subprocess on the product composited on white; its final
-style loss is measured with styletransfer.metrics, and our optimize engine renders the same
+style loss is measured with styletransfer.engines.metrics, and our optimize engine renders the same
 pair at 256 px until its own output reaches that loss. Times exclude process start-up on
 both sides (pastiche's is measured with --num-steps 0 and subtracted; ours runs in-process
 with the weights loaded). Results go to bench/out/ (results.json, contact-sheet.png, images).
@@ -24,8 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from styletransfer import metrics  # noqa: E402
-from styletransfer.engines import RenderParams, get_engine  # noqa: E402
+from styletransfer.engines import (  # noqa: E402
+    RenderParams,
+    get_engine,
+    metrics,  # noqa: E402
+)
 from styletransfer.engines.images import flatten_on, open_image, resize_longest, to_image  # noqa: E402
 
 OUT = ROOT / "bench" / "out"  # the default of --out

@@ -22,8 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
-from styletransfer import metrics  # noqa: E402
-from styletransfer.engines import RenderParams, get_engine  # noqa: E402
+from styletransfer.engines import (  # noqa: E402
+    RenderParams,
+    get_engine,
+    metrics,  # noqa: E402
+)
 from styletransfer.engines.images import open_image, resize_longest  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

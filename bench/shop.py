@@ -53,13 +53,13 @@ def seeded_shop() -> None:
     from django.core.management import call_command
 
     from stylerec.fitting import preference_fit_full
-    from styletransfer import services
+    from styletransfer import rendering, services
     from styletransfer.models import Rendition, Style
 
     call_command("migrate", verbosity=0)
     call_command("seed_demo", stdout=io.StringIO())
     for style in Style.objects.filter(embedding__isnull=True):
-        services.style_compute_embedding(style=style)
+        rendering.style_compute_embedding(style=style)
     for style in Style.objects.filter(active=True):
         after = None
         while True:
@@ -67,7 +67,7 @@ def seeded_shop() -> None:
             if after is None:
                 break
     for pk in Rendition.objects.filter(status="pending").values_list("pk", flat=True):
-        services.rendition_render(rendition_id=pk)
+        rendering.rendition_render(rendition_id=pk)
     preference_fit_full()
 
 

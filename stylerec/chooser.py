@@ -10,7 +10,7 @@ from django.core.files.storage import DEFAULT_STORAGE_ALIAS, FileSystemStorage, 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from styletransfer import cache as rendition_cache
+from styletransfer import shown as rendition_shown
 from styletransfer.conf import conf as styletransfer_conf
 
 from . import store
@@ -51,7 +51,7 @@ def choose_images(*, shopper: Shopper | None, products, context: dict | None = N
     # A warm page reads everything it needs in one cache round trip and runs one query (the
     # decisions' INSERT): the loop's settings, the styles, the model's version, the shopper's
     # preference, and each product's image hash and ready renditions.
-    lookup = rendition_cache.ProductLookup(products)
+    lookup = rendition_shown.ProductLookup(products)
     same_cache = lookup.cache_alias == store.conf.CACHE_ALIAS
     found = store.prefetch(shopper.pk, lookup.cache_keys if same_cache else ())
     settings = store.loop_settings(found)
@@ -74,7 +74,7 @@ def _decide(shopper, products, styles, images, settings, context, found) -> dict
     model = store.current_model(found)
     arms = [ORIGINAL] + [s.slug for s in styles]
     pks = [product.pk for product in products]
-    no_images = rendition_cache.ProductImages(None)
+    no_images = rendition_shown.NO_IMAGES
     ready = [images.get(pk, no_images).ready for pk in pks]
     # Plain Python around numpy: its per-element indexing costs more than the work.
     masks = [[True] + [style.pk in row for style in styles] for row in ready]

@@ -1,9 +1,8 @@
-"""The STYLEREC settings dict, with defaults, read on every access so override_settings works."""
+"""The STYLEREC settings dict and its defaults (read through styletransfer's AppSettings)."""
 
 from typing import Any
 
-from django.apps import apps
-from django.conf import settings
+from styletransfer.conf import AppSettings
 
 DEFAULTS: dict[str, Any] = {
     # The shop's product model, "app_label.ModelName" (renditions come from styletransfer).
@@ -38,18 +37,4 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class StyleRecSettings:
-    """Reads settings.STYLEREC on every access, so override_settings just works."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Unknown STYLEREC setting: {name}")
-        return getattr(settings, "STYLEREC", {}).get(name, DEFAULTS[name])
-
-    def product_model(self):
-        if not self.PRODUCT_MODEL:
-            raise LookupError("Set STYLEREC['PRODUCT_MODEL'] to your product model.")
-        return apps.get_model(self.PRODUCT_MODEL)
-
-
-conf = StyleRecSettings()
+conf = AppSettings("STYLEREC", DEFAULTS, import_strings=["PRODUCT_SERIALIZER"])

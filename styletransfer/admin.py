@@ -135,7 +135,7 @@ class StyleAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, style):
             raise PermissionDenied
         products = list(conf.product_model()._default_manager.order_by("pk")[:PREVIEW_PRODUCTS])
-        sources = selectors.source_images_for(products)
+        sources = services.source_images_of(products)
         pairs = []
         for product in products:
             source = sources.get(product.pk)

@@ -9,7 +9,7 @@ class StyleTransferConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals
+        from . import checks, receivers
 
         checks.register()
-        signals.connect()
+        receivers.connect()

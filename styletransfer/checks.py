@@ -1,7 +1,10 @@
 """System checks: the settings a shop must give, and the rendition key constraint."""
 
 from django.apps import apps
+from django.conf import settings
 from django.core import checks
+from django.core.cache.backends.locmem import LocMemCache
+from django.utils.module_loading import import_string
 
 from .conf import conf
 
@@ -17,7 +20,17 @@ def _check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 id="styletransfer.E001",
             )
         ]
-    if not conf.PRODUCT_IMAGES:
+    try:
+        product_images = conf.PRODUCT_IMAGES
+    except ImportError as exc:
+        return [
+            checks.Error(
+                f"STYLETRANSFER['PRODUCT_IMAGES'] cannot be imported: {exc}",
+                hint="A dotted path to callable(product) -> list of image files.",
+                id="styletransfer.E004",
+            )
+        ]
+    if not product_images:
         field_names = {field.name for field in model._meta.get_fields()}
         if conf.PRODUCT_IMAGE_FIELD not in field_names:
             return [
@@ -45,10 +58,6 @@ def _check_rendition_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
 def _check_cache_is_shared(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """Pages trust cached rendition states that workers update: with a cache per process they
     would keep showing originals after the renders finish."""
-    from django.conf import settings
-    from django.core.cache.backends.locmem import LocMemCache
-    from django.utils.module_loading import import_string
-
     backend = settings.CACHES.get(conf.CACHE_ALIAS, {}).get("BACKEND", "")
     try:
         local = issubclass(import_string(backend), LocMemCache)
@@ -66,7 +75,12 @@ def _check_cache_is_shared(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
+def _check_known_keys(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    return conf.check_keys()
+
+
 def register() -> None:
+    checks.register(_check_known_keys)
     checks.register(_check_settings)
     checks.register(_check_rendition_key)
     checks.register(_check_cache_is_shared)

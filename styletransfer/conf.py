@@ -1,10 +1,66 @@
-"""The STYLETRANSFER settings dict, with defaults, read lazily so override_settings works."""
+"""The STYLETRANSFER settings dict, and AppSettings, the settings class both apps use."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core import checks
 from django.utils.module_loading import import_string
+
+
+class AppSettings:
+    """One settings dict of the host (settings.<namespace>) over the app's defaults.
+
+    Read on every access, so override_settings just works; dotted paths named in
+    `import_strings` come back imported (DRF's APISettings does the same).
+    """
+
+    def __init__(
+        self, namespace: str, defaults: dict[str, Any], import_strings: Iterable[str] = ()
+    ):
+        self.namespace = namespace
+        self.defaults = defaults
+        self.import_strings = frozenset(import_strings)
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, self.namespace, None) or {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self.defaults:
+            raise AttributeError(f"Unknown {self.namespace} setting: {name}")
+        value = self.user_settings.get(name, self.defaults[name])
+        if name in self.import_strings and isinstance(value, str):
+            return import_string(value)
+        return value
+
+    def product_model(self):
+        if not self.PRODUCT_MODEL:
+            raise LookupError(f"Set {self.namespace}['PRODUCT_MODEL'] to your product model.")
+        return apps.get_model(self.PRODUCT_MODEL)
+
+    def check_keys(self) -> list[checks.CheckMessage]:
+        """A warning per key the app does not know: a typo would otherwise be ignored."""
+        user_settings = getattr(settings, self.namespace, None)
+        if user_settings is None:
+            return []
+        if not isinstance(user_settings, dict):
+            return [
+                checks.Error(
+                    f"settings.{self.namespace} must be a dict, not {type(user_settings).__name__}",
+                    id=f"{self.namespace.lower()}.E000",
+                )
+            ]
+        return [
+            checks.Warning(
+                f"Unknown setting {self.namespace}[{key!r}]: it has no effect.",
+                hint=f"Known settings: {', '.join(sorted(self.defaults))}.",
+                id=f"{self.namespace.lower()}.W000",
+            )
+            for key in sorted(set(user_settings) - set(self.defaults), key=str)
+        ]
+
 
 DEFAULTS: dict[str, Any] = {
     # The shop's product model, "app_label.ModelName".
@@ -36,32 +92,20 @@ DEFAULTS: dict[str, Any] = {
     # "cuda", "cpu" or None (cuda when present).
     "DEVICE": None,
     # Cache (Django's CACHES alias) holding each product's image hash and ready renditions,
-    # so pages need no rendition queries (styletransfer.cache); entries live this long.
+    # so pages need no rendition queries (styletransfer.shown); entries live this long.
     "CACHE_ALIAS": "default",
     "CACHE_TIMEOUT": 24 * 3600,
 }
 
 
-class StyleTransferSettings:
-    """Reads settings.STYLETRANSFER on every access, so override_settings just works."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Unknown STYLETRANSFER setting: {name}")
-        return getattr(settings, "STYLETRANSFER", {}).get(name, DEFAULTS[name])
-
-    def product_model(self):
-        if not self.PRODUCT_MODEL:
-            raise LookupError("Set STYLETRANSFER['PRODUCT_MODEL'] to your product model.")
-        return apps.get_model(self.PRODUCT_MODEL)
-
+class StyleTransferSettings(AppSettings):
     def product_images(self, product) -> list:
         """The product's image files, primary first; empty files are left out."""
         if self.PRODUCT_IMAGES:
-            images = import_string(self.PRODUCT_IMAGES)(product)
+            images = self.PRODUCT_IMAGES(product)
         else:
             images = [getattr(product, self.PRODUCT_IMAGE_FIELD)]
         return [image for image in images if image]
 
 
-conf = StyleTransferSettings()
+conf = StyleTransferSettings("STYLETRANSFER", DEFAULTS, import_strings=["PRODUCT_IMAGES"])

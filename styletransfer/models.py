@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from . import specs
-from .engines.base import ENGINE_NAMES, MODES, RenderParams
+from . import keys
+from .engines.params import ENGINE_NAMES, MODES, RenderParams
 
 
 def validate_engine(value: str) -> None:
@@ -78,11 +78,11 @@ class Style(models.Model):
         """Bump the version when the pixels would change, so stale renditions are never served."""
         if self.reference_image and not self.reference_image._committed:
             # A fresh upload: hash it in place, since closing it would lose it before it is stored.
-            self.reference_hash = specs.file_hash(self.reference_image.file)
+            self.reference_hash = keys.file_hash(self.reference_image.file)
         elif self.reference_image:
             with self.reference_image.open("rb") as fh:
-                self.reference_hash = specs.file_hash(fh)
-        new_params_hash = specs.params_hash(self.render_params().canonical(), self.reference_hash)
+                self.reference_hash = keys.file_hash(fh)
+        new_params_hash = keys.params_hash(self.render_params().canonical(), self.reference_hash)
         if self.params_hash and new_params_hash != self.params_hash:
             self.version += 1
         self.params_hash = new_params_hash

@@ -10,7 +10,7 @@ from .models import Rendition, SourceImage, Style
 
 
 def source_images_for(products: Sequence) -> dict:
-    """Primary SourceImage per product pk; products never seen before are registered now."""
+    """Primary SourceImage per product pk, of the products registered so far."""
     if not products:
         return {}
     content_type = ContentType.objects.get_for_model(products[0])
@@ -22,14 +22,6 @@ def source_images_for(products: Sequence) -> dict:
             position=0,
         )
     }
-    missing = [p for p in products if str(p.pk) not in found]
-    if missing:
-        from .services import source_images_sync
-
-        for product in missing:
-            sources = source_images_sync(product=product)
-            if sources:
-                found[str(product.pk)] = sources[0]
     return {p.pk: found[str(p.pk)] for p in products if str(p.pk) in found}
 
 

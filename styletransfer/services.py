@@ -1,25 +1,17 @@
-"""Writes: registering product images, requesting and rendering renditions, applying style edits."""
+"""Web-side writes: registering product images, requesting renditions, applying style edits."""
 
-import io
 import logging
-import os
-import time
-from pathlib import Path
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import cache, specs
+from . import invalidation, keys, selectors, tasks
 from .conf import conf
-from .engines.base import EngineError, InputImageError
 from .models import Rendition, SourceImage, Style
 
 logger = logging.getLogger(__name__)
-
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
 # --- Source images -----------------------------------------------------------------------------
@@ -36,7 +28,7 @@ def source_images_sync(*, product) -> list[SourceImage]:
     for position, image in enumerate(conf.product_images(product)):
         try:
             with image.open("rb") as fh:
-                digest = specs.file_hash(fh)
+                digest = keys.file_hash(fh)
         except OSError:
             logger.warning("Product %s image %s cannot be read", product.pk, image.name)
             continue
@@ -59,13 +51,24 @@ def source_images_sync(*, product) -> list[SourceImage]:
         .delete()
     )
     if changed or removed:
-        cache.products_changed([(content_type.pk, product.pk)])
+        invalidation.products_changed([(content_type.pk, product.pk)])
     if changed:
         styles = list(Style.objects.filter(active=True))
         for source in changed:
             for style in styles:
                 rendition_request(source=source, style=style)
     return sources
+
+
+def source_images_of(products) -> dict:
+    """Primary SourceImage per product pk; products never seen before are registered now."""
+    found = selectors.source_images_for(products)
+    for product in products:
+        if product.pk not in found:
+            sources = source_images_sync(product=product)
+            if sources:
+                found[product.pk] = sources[0]
+    return found
 
 
 # --- Requesting renditions ---------------------------------------------------------------------
@@ -102,10 +105,8 @@ def rendition_enqueue(*, rendition: Rendition, stale_claim: str | None = None) -
     """
 
     def send() -> None:
-        from .tasks import render_rendition
-
         try:
-            render_rendition.apply_async(
+            tasks.render_rendition.apply_async(
                 args=[rendition.pk],
                 kwargs={"stale_claim": stale_claim} if stale_claim else {},
                 queue=conf.RENDER_QUEUE,
@@ -143,12 +144,10 @@ def renditions_requeue() -> int:
 def styles_catch_up() -> int:
     """Make sure every active style is requested for the whole catalogue and has an embedding;
     returns how many styles needed a catalogue render."""
-    from .selectors import style_coverage
-
     styles = list(Style.objects.filter(active=True))
     behind = 0
     for style in styles:
-        counts = style_coverage([style])[style.pk]
+        counts = selectors.style_coverage([style])[style.pk]
         if counts["ready"] + counts["failed"] + counts["pending"] < counts["products"]:
             _send_catalog_render(style.pk)
             behind += 1
@@ -163,158 +162,6 @@ def rendition_retry(*, rendition: Rendition) -> None:
         status=Rendition.Status.PENDING, error="", enqueued_at=None
     )
     rendition_enqueue(rendition=rendition)
-
-
-# --- Rendering (worker side) -------------------------------------------------------------------
-
-
-def _claim(rendition_id: int, task_id: str | None, stale_claim: str | None) -> Rendition | None:
-    """Mark the rendition as rendering by us, unless it is done or someone else is on it.
-
-    A redelivered message keeps its task id, so a render whose worker died is taken over
-    at once; another task takes it over once the claim is stale (by our clock, or by the
-    sweep's, which names the exact claim it judged lost).
-    """
-    with transaction.atomic():
-        rendition = (
-            Rendition.objects.select_for_update().select_related("style").filter(pk=rendition_id)
-        ).first()
-        if rendition is None or rendition.status in (
-            Rendition.Status.READY,
-            Rendition.Status.FAILED,
-        ):
-            return None
-        stale = timezone.now() - timezone.timedelta(seconds=conf.STALE_AFTER)
-        held_by_other = (
-            rendition.status == Rendition.Status.RENDERING
-            and rendition.task_id != (task_id or "")
-            and rendition.started_at
-            and rendition.started_at > stale
-        )
-        if held_by_other and rendition.started_at.isoformat() != stale_claim:
-            return None
-        rendition.status = Rendition.Status.RENDERING
-        rendition.started_at = timezone.now()
-        rendition.attempts += 1
-        rendition.task_id = task_id or ""
-        rendition.save(update_fields=["status", "started_at", "attempts", "task_id"])
-    return rendition
-
-
-def rendition_render(
-    *,
-    rendition_id: int,
-    task_id: str | None = None,
-    device: str | None = None,
-    stale_claim: str | None = None,
-) -> Rendition | None:
-    """Render one rendition and store its file; None when there was nothing to do.
-
-    Bad input (unreadable source, hostile image) ends as `failed` with the reason; other
-    errors propagate so the task can retry.
-    """
-    rendition = _claim(rendition_id, task_id, stale_claim)
-    if rendition is None:
-        return None
-    style = rendition.style
-    if style.version != rendition.style_version or style.params_hash != rendition.params_hash:
-        _finish(rendition, status=Rendition.Status.FAILED, error="superseded by a newer style")
-        return rendition
-    started = time.perf_counter()
-    try:
-        content = _open_stored(rendition.source_name)
-        reference = _open_stored(style.reference_image.name)
-        from .engines.base import get_engine
-
-        engine = get_engine(style.engine, device or conf.DEVICE)
-        image = engine.render(content, reference, style.render_params())
-    except (InputImageError, ValueError) as exc:
-        _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
-        return rendition
-    except EngineError as exc:
-        if type(exc).__name__ == "OutOfMemory":
-            raise
-        _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
-        return rendition
-    name = _store(rendition, style, image)
-    _finish(
-        rendition,
-        status=Rendition.Status.READY,
-        file=name,
-        width=image.width,
-        height=image.height,
-        engine=style.engine,
-        device=engine.device,
-        render_seconds=time.perf_counter() - started,
-    )
-    return rendition
-
-
-def _open_stored(name: str):
-    from .engines.images import open_image
-
-    try:
-        with default_storage.open(name, "rb") as fh:
-            return open_image(fh, max_pixels=conf.MAX_SOURCE_PIXELS)
-    except FileNotFoundError as exc:
-        raise InputImageError(f"the file {name} is missing from storage") from exc
-
-
-def _store(rendition: Rendition, style: Style, image) -> str:
-    """Encode and write the file under its key-derived name, atomically where the storage allows."""
-    extension = EXTENSIONS[conf.OUTPUT_FORMAT]
-    name = specs.rendition_name(
-        directory=conf.RENDITIONS_DIR,
-        style_slug=style.slug,
-        source_hash=rendition.source_hash,
-        style_version=rendition.style_version,
-        params_hash=rendition.params_hash,
-        extension=extension,
-    )
-    buffer = io.BytesIO()
-    image.save(buffer, format=conf.OUTPUT_FORMAT, quality=conf.OUTPUT_QUALITY, optimize=True)
-    data = buffer.getvalue()
-    try:
-        path = Path(default_storage.path(name))
-    except NotImplementedError:
-        path = None
-    if path is None:  # remote storage: a single PUT is atomic there
-        if default_storage.exists(name):
-            default_storage.delete(name)
-        saved = default_storage.save(name, ContentFile(data))
-        if saved != name:
-            raise RuntimeError(f"storage saved {name} as {saved}")
-        return name
-    # Local disk: write a side file and rename it, so a killed worker leaves no half image.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(partial, path)
-    return name
-
-
-def rendition_fail(*, rendition_id: int, error: str) -> None:
-    """Record why a rendition cannot be made; it stays failed until someone retries it."""
-    rendition = Rendition.objects.filter(pk=rendition_id).first()
-    if rendition is not None:
-        _finish(rendition, status=Rendition.Status.FAILED, error=error)
-
-
-def _finish(rendition: Rendition, *, status: str, **fields) -> None:
-    fields.update(status=status, finished_at=timezone.now())
-    if status == Rendition.Status.FAILED:
-        logger.warning("Rendition %s failed: %s", rendition.pk, fields.get("error"))
-    Rendition.objects.filter(pk=rendition.pk).update(**fields)
-    for key, value in fields.items():
-        setattr(rendition, key, value)
-    cache.sources_changed([rendition.source_hash])
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:500] or type(exc).__name__
 
 
 # --- Styles ------------------------------------------------------------------------------------
@@ -351,27 +198,9 @@ def style_render_catalog(*, style: Style, after_pk=None) -> object | None:
     if after_pk is not None:
         products = products.filter(pk__gt=after_pk)
     batch = list(products[: conf.CATALOG_BATCH_SIZE])
-    from .selectors import source_images_for
-
-    for source in source_images_for(batch).values():
+    for source in source_images_of(batch).values():
         rendition_request(source=source, style=style)
     return batch[-1].pk if len(batch) == conf.CATALOG_BATCH_SIZE else None
-
-
-def style_compute_embedding(*, style: Style) -> Style:
-    """Feature statistics of the reference image (worker side: loads the VGG encoder)."""
-    from .engines.embedding import style_embedding
-
-    reference = _open_stored(style.reference_image.name)
-    vector = style_embedding(reference, device=conf.DEVICE)
-    Style.objects.filter(pk=style.pk).update(
-        embedding=[round(float(x), 6) for x in vector], embedding_hash=style.reference_hash
-    )
-    style.refresh_from_db(fields=["embedding", "embedding_hash"])
-    from .signals import style_embedding_updated
-
-    style_embedding_updated.send(sender=Style, style=style)
-    return style
 
 
 def renditions_delete(*, renditions) -> int:
@@ -384,7 +213,7 @@ def renditions_delete(*, renditions) -> int:
         ).values_list("source_hash", flat=True)
     )
     count, _ = renditions.delete()
-    cache.sources_changed(current)
+    invalidation.sources_changed(current)
 
     def delete_files() -> None:
         for name in names:
@@ -395,15 +224,11 @@ def renditions_delete(*, renditions) -> int:
 
 
 def _send_catalog_render(style_id: int) -> None:
-    from .tasks import render_style_catalog
-
-    _send(render_style_catalog, style_id)
+    _send(tasks.render_style_catalog, style_id)
 
 
 def _send_embedding(style_id: int) -> None:
-    from .tasks import compute_style_embedding
-
-    _send(compute_style_embedding, style_id, queue=conf.RENDER_QUEUE)
+    _send(tasks.compute_style_embedding, style_id, queue=conf.RENDER_QUEUE)
 
 
 def _send(task, *args, queue: str | None = None) -> None:

@@ -6,9 +6,9 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
-from . import services
+from . import rendering, services
 from .conf import conf
-from .engines.base import OutOfMemory
+from .engines.errors import OutOfMemory
 from .models import Rendition, Style
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def render_rendition(
     self, rendition_id: int, device: str | None = None, stale_claim: str | None = None
 ) -> str:
     try:
-        rendition = services.rendition_render(
+        rendition = rendering.rendition_render(
             rendition_id=rendition_id,
             task_id=self.request.id,
             device=device,
@@ -46,7 +46,7 @@ def render_rendition(
             kwargs={"rendition_id": rendition_id, "device": "cpu"}, countdown=1
         ) from exc
     except SoftTimeLimitExceeded:
-        services.rendition_fail(
+        rendering.rendition_fail(
             rendition_id=rendition_id,
             error=f"took longer than {conf.RENDER_TIME_LIMIT} s; use a smaller size or fewer steps",
         )
@@ -81,7 +81,7 @@ def compute_style_embedding(style_id: int) -> bool:
     style = Style.objects.filter(pk=style_id).first()
     if style is None or not style.reference_image:
         return False
-    services.style_compute_embedding(style=style)
+    rendering.style_compute_embedding(style=style)
     return True
 
 

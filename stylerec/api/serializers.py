@@ -4,11 +4,10 @@ import functools
 from datetime import timedelta
 
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from styletransfer.api.serializers import StrictBooleanField
+from styletransfer.api.base import StrictBooleanField
 from styletransfer.conf import conf as styletransfer_conf
 
 from ..conf import conf
@@ -203,12 +202,11 @@ class ProductImagesSerializer(serializers.Serializer):
 
 def product_serializer() -> type[serializers.Serializer]:
     """The shop's product serializer with stylerec's image fields added."""
-    return _with_images(conf.PRODUCT_SERIALIZER or f"{__name__}.DefaultProductSerializer")
+    return _with_images(conf.PRODUCT_SERIALIZER or DefaultProductSerializer)
 
 
 @functools.cache
-def _with_images(path: str) -> type[serializers.Serializer]:
-    base = import_string(path)
+def _with_images(base: type[serializers.Serializer]) -> type[serializers.Serializer]:
     attrs = {"__module__": __name__, "__doc__": base.__doc__}
     meta = getattr(base, "Meta", None)
     if isinstance(getattr(meta, "fields", None), list | tuple):

@@ -14,9 +14,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, I
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from styletransfer.api.authentication import TokenAuthentication
-from styletransfer.api.schema import error_responses
-from styletransfer.api.views import Pagination
+from styletransfer.api.base import Pagination, TokenAuthentication, error_responses
 
 from ..chooser import choose_images, device_class
 from ..events import decisions_of, events_ingest

@@ -3,24 +3,12 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..engines.base import ENGINE_NAMES
+from ..engines.params import ENGINE_NAMES
 from ..models import Rendition, Style
+from .base import StrictBooleanField
 
 # Reference paintings are photos, not posters: anything larger is a mistake or an attack.
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """true or false, also in a form: a 0, "yes" or "on" is a mistake, not a boolean."""
-
-    def to_internal_value(self, data) -> bool:
-        if isinstance(data, bool):
-            return data
-        if data in ("true", "True"):
-            return True
-        if data in ("false", "False"):
-            return False
-        self.fail("invalid", input=data)
 
 
 class StyleSerializer(serializers.ModelSerializer):

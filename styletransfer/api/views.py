@@ -7,7 +7,6 @@ from rest_framework import exceptions, mixins, permissions, serializers, status,
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,8 +14,7 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..models import Rendition, Style
 from ..queues import queue_depths
-from .authentication import TokenAuthentication
-from .schema import error_responses
+from .base import Pagination, TokenAuthentication, error_responses
 from .serializers import (
     CatchUpSerializer,
     QueuedSerializer,
@@ -28,39 +26,6 @@ from .serializers import (
 )
 
 STAFF_TAG = "staff"
-
-
-class Pagination(PageNumberPagination):
-    """Pages of at most `max_page_size`; a page size out of range is refused, not guessed."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 100
-
-    def get_page_size(self, request) -> int:
-        value = request.query_params.get(self.page_size_query_param)
-        if value is None:
-            return self.page_size
-        if not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
-            raise serializers.ValidationError(
-                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
-            )
-        return int(value)
-
-    def get_page_number(self, request, paginator):
-        value = request.query_params.get(self.page_query_param)
-        if value is not None and not value.isdigit() and value not in self.last_page_strings:
-            raise exceptions.NotFound(self.invalid_page_message)
-        return super().get_page_number(request, paginator)
-
-    def get_schema_operation_parameters(self, view) -> list[dict]:
-        parameters = super().get_schema_operation_parameters(view)
-        for parameter in parameters:
-            if parameter["name"] == self.page_query_param:
-                parameter["schema"]["minimum"] = 1
-            if parameter["name"] == self.page_size_query_param:
-                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
-        return parameters
 
 
 class StrictMultiPartParser(MultiPartParser):

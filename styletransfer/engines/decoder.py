@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import DECODER_SHA256, WeightsError
+from .errors import WeightsError
+from .params import DECODER_SHA256
 from .vgg import mean_std
 
 # A slimmed mirror of VGG19 up to relu4_1: full width where the maps are small, a quarter of

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import default_device
+from .engine import default_device
 from .images import resize_longest, to_float
 from .vgg import load_vgg19
 

@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .base import Canvas, Engine, Progress, RenderParams
 from .color import painted_backdrop
 from .decoder import adain, autocast, load_decoder
-from .optimize import keep_colours
+from .engine import Engine, Progress
+from .images import Canvas, keep_colours
+from .params import RenderParams
 from .vgg import check_device, load_vgg19, mean_std
 
 STYLE_CACHE_SIZE = 32

@@ -5,16 +5,28 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
 
-from .base import Canvas, InputImageError
+from .errors import InputImageError
 
 WHITE = np.ones(3, dtype=np.float32)
 MAX_FILE_BYTES = 256 * 2**20  # no real product photo or painting is bigger
+
+
+@dataclass
+class Canvas:
+    """Preprocessed inputs shared by every engine (float32 arrays in 0..1)."""
+
+    content: np.ndarray  # H x W x 3, composited on white when the input had alpha
+    style: np.ndarray  # h x w x 3
+    mask: np.ndarray | None = None  # H x W product coverage in product mode
+    backdrop: np.ndarray | None = None  # the plain colour the product was shot on (RGB)
+    alpha: np.ndarray | None = None  # H x W alpha of a cut-out, in either mode
 
 
 def open_image(
@@ -285,3 +297,10 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
     rgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
     return np.clip(rgb, 0.0, 1.0)
+
+
+def keep_colours(stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Luminance from the stylised image, chroma (a, b) from the content."""
+    lab = srgb_to_lab(stylised)
+    lab[..., 1:] = srgb_to_lab(content)[..., 1:]
+    return lab_to_srgb(lab).astype(np.float32)

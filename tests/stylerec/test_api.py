@@ -410,7 +410,7 @@ def test_a_differently_shaped_shop_gets_the_same_api(db, settings):
     """String primary keys, photos in a related table, no serializer of its own."""
     from django.core.files.base import ContentFile
 
-    from styletransfer import selectors, services
+    from styletransfer import rendering, services
     from tests.styletransfer.factories import make_style, product_png
     from tests.testshop.models import Item, ItemPhoto
 
@@ -427,8 +427,8 @@ def test_a_differently_shaped_shop_gets_the_same_api(db, settings):
     photo.picture.save("lamp.png", ContentFile(product_png((30, 90, 200))), save=True)
     style = make_style("glow", active=True)
     give_embedding(style, 0)
-    source = selectors.source_images_for([lamp])[lamp.pk]
-    services.rendition_render(
+    source = services.source_images_of([lamp])[lamp.pk]
+    rendering.rendition_render(
         rendition_id=services.rendition_request(source=source, style=style).pk
     )
 

@@ -11,7 +11,7 @@ from stylerec.analytics import style_performance, wilson_interval
 from stylerec.charts import Interval, Series, interval_chart, line_chart, stacked_bars
 from stylerec.fitting import preference_fit_full
 from stylerec.models import Decision, Event, LoopSettings, Shopper
-from styletransfer import services
+from styletransfer import rendering
 from styletransfer.models import Rendition
 
 DASHBOARD = "/admin/stylerec/dashboard/"
@@ -205,7 +205,7 @@ def test_the_loop_shows_its_model_and_offline_evaluation(boss, history):
 
 def test_rendering_health_shows_coverage_queues_and_failures(boss, shop):
     rendition = Rendition.objects.filter(style__slug="sea").first()
-    services.rendition_fail(rendition_id=rendition.pk, error="CUDA error: out of memory <oops>")
+    rendering.rendition_fail(rendition_id=rendition.pk, error="CUDA error: out of memory <oops>")
     html = boss.get(DASHBOARD).content.decode()
     assert row(html, "sea", table="coverage")[2:] == ["5", "0", "1", "6"]
     assert "CUDA error: out of memory &lt;oops&gt;" in html

@@ -197,11 +197,13 @@ def test_a_new_style_is_scored_before_any_click(shop):
     preference_fit_full()
     late = make_style("late", engine="color", active=True, seed=7)
     give_embedding(late, 7)
-    from styletransfer import selectors, services
+    from styletransfer import rendering, services
 
     product = shop["products"][0]
-    source = selectors.source_images_for([product])[product.pk]
-    services.rendition_render(rendition_id=services.rendition_request(source=source, style=late).pk)
+    source = services.source_images_of([product])[product.pk]
+    rendering.rendition_render(
+        rendition_id=services.rendition_request(source=source, style=late).pk
+    )
     shopper = Shopper.objects.create()
     choose_images(shopper=shopper, products=[product])
     decision = Decision.objects.get(shopper=shopper)

@@ -6,8 +6,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from stylerec.models import Decision
-from styletransfer import cache as rendition_cache
-from styletransfer import services
+from styletransfer import invalidation, rendering, services
 from styletransfer.models import Rendition, SourceImage
 from tests.styletransfer.factories import make_style, product_png
 
@@ -53,7 +52,7 @@ def test_a_rendition_that_turns_ready_is_shown_on_the_next_page(client, shop):
     pending = list(Rendition.objects.filter(style=late))
     assert len(pending) == 6 and {r.status for r in pending} == {"pending"}
 
-    services.rendition_render(rendition_id=pending[0].pk)
+    rendering.rendition_render(rendition_id=pending[0].pk)
     Decision.objects.all().delete()
     page(client)
     product = SourceImage.objects.get(content_hash=pending[0].source_hash).object_id
@@ -67,7 +66,7 @@ def test_a_rendition_that_fails_or_is_deleted_is_not_shown(client, shop):
     sun = next(s for s in shop["styles"] if s.slug == "sun")
     first, *rest = Rendition.objects.filter(style=sun).order_by("pk")
     Rendition.objects.filter(pk=first.pk).update(status="rendering")
-    services.rendition_fail(rendition_id=first.pk, error="the GPU caught fire")
+    rendering.rendition_fail(rendition_id=first.pk, error="the GPU caught fire")
     services.renditions_delete(renditions=Rendition.objects.filter(pk__in=[r.pk for r in rest]))
     Decision.objects.all().delete()
     for _ in range(3):
@@ -113,14 +112,14 @@ def test_a_render_finishing_while_a_page_fills_the_cache_is_not_lost(client, sho
     give_embedding(late, 7)
     page(client)
     rendition = Rendition.objects.filter(style=late).first()
-    rendition_cache.sources_changed([rendition.source_hash])  # this product is read again
+    invalidation.sources_changed([rendition.source_hash])  # this product is read again
     finished = []
 
     def render_after_the_read(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
         if not finished and sql.startswith("SELECT") and '"styletransfer_rendition"' in sql:
             finished.append(True)
-            services.rendition_render(rendition_id=rendition.pk)
+            rendering.rendition_render(rendition_id=rendition.pk)
         return result
 
     with connection.execute_wrapper(render_after_the_read):
@@ -143,11 +142,11 @@ def test_evicted_keys_distrust_what_was_cached(client, shop):
     # A change the cache was not told about (a bare update): only eviction can reveal it.
     Rendition.objects.filter(pk=rendition.pk).update(status="ready", file=rendition.source_name)
     source = SourceImage.objects.get(object_id=str(product.pk))
-    token_key = rendition_cache._token_key(source.content_type_id, str(product.pk))
+    token_key = invalidation.token_key(source.content_type_id, str(product.pk))
     Decision.objects.all().delete()
     page(client)
     assert "late" not in candidates_by_product()[str(product.pk)], "cached, as it should be"
-    rendition_cache._cache().delete_many([token_key, rendition_cache.GENERATION_KEY])
+    invalidation.shown_cache().delete_many([token_key, invalidation.GENERATION_KEY])
     Decision.objects.all().delete()
     page(client)
     assert "late" in candidates_by_product()[str(product.pk)]

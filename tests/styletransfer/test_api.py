@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from storefront.models import Category, Product
-from styletransfer import selectors, services
+from styletransfer import rendering, services
 from styletransfer.models import Rendition, Style
 
 from .factories import make_style, painting_jpeg, product_png
@@ -184,10 +184,10 @@ def test_activate_renders_the_catalogue_and_deactivate_stops(
 
 def test_failures_are_listed_with_their_errors_and_can_be_retried(admin, catalogue):
     style = make_style("flaky", active=True)
-    sources = selectors.source_images_for(catalogue)
+    sources = services.source_images_of(catalogue)
     renditions = [services.rendition_request(source=s, style=style) for s in sources.values()]
-    services.rendition_fail(rendition_id=renditions[0].pk, error="CUDA out of memory")
-    services.rendition_render(rendition_id=renditions[1].pk)
+    rendering.rendition_fail(rendition_id=renditions[0].pk, error="CUDA out of memory")
+    rendering.rendition_render(rendition_id=renditions[1].pk)
 
     failed = admin.get("/api/v1/staff/renditions/", {"status": "failed"}).json()
     assert failed["count"] == 1
@@ -201,7 +201,7 @@ def test_failures_are_listed_with_their_errors_and_can_be_retried(admin, catalog
     ready = admin.post(f"/api/v1/staff/renditions/{renditions[1].pk}/retry/")
     assert ready.status_code == 409 and set(ready.json()) == {"detail"}
 
-    services.rendition_fail(rendition_id=renditions[2].pk, error="bad source")
+    rendering.rendition_fail(rendition_id=renditions[2].pk, error="bad source")
     response = admin.post(f"{STYLES}{style.pk}/retry-failed/")
     assert response.status_code == 202 and response.json() == {"queued": 1}
     assert not Rendition.objects.filter(status="failed").exists()

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from styletransfer import metrics
-from styletransfer.engines import RenderParams, get_engine
+from styletransfer.engines import RenderParams, get_engine, metrics
 from styletransfer.engines.images import open_image, srgb_to_lab
 
 DATA = Path(__file__).resolve().parents[1] / "data"

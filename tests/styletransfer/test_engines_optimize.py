@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from styletransfer import metrics
-from styletransfer.engines import OutOfMemory, RenderParams, get_engine
+from styletransfer.engines import OutOfMemory, RenderParams, get_engine, metrics
 from styletransfer.engines.images import open_image
 from styletransfer.engines.optimize import pyramid, split_steps
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from styletransfer import cli, metrics
-from styletransfer.engines import OutOfMemory, RenderParams, WeightsError, get_engine
+from styletransfer.engines import OutOfMemory, RenderParams, WeightsError, cli, get_engine, metrics
 from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image, resize_longest, srgb_to_lab, to_float

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from styletransfer import cli, training
-from styletransfer.engines import RenderParams
+from styletransfer.engines import RenderParams, cli, training
 from styletransfer.engines.decoder import Decoder, load_decoder, save_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image

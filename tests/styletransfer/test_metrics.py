@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from styletransfer import metrics
+from styletransfer.engines import metrics
 from styletransfer.engines.images import open_image
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -52,7 +52,7 @@ def test_two_concurrent_requests_render_once(celery_worker):
     product = Product(slug="cup", name="Cup", price=5, category=category)
     product.image.save("cup.png", ContentFile(product_png()), save=True)
     style = make_style("twice", engine="color")
-    source = selectors.source_images_for([product])[product.pk]
+    source = services.source_images_of([product])[product.pk]
     first = services.rendition_request(source=source, style=style)
     second = services.rendition_request(source=source, style=style)
     assert first.pk == second.pk
@@ -67,7 +67,7 @@ def test_a_worker_killed_mid_render_leaves_no_partial_file(celery_worker, settin
     product.image.save("vase.png", ContentFile(product_png(size=256)), save=True)
     # The optimize engine takes long enough on a CPU to be caught mid-render.
     style = make_style("slow", engine="optimize", steps=60, size=128)
-    source = selectors.source_images_for([product])[product.pk]
+    source = services.source_images_of([product])[product.pk]
     rendition = services.rendition_request(source=source, style=style)
     wait_for(
         lambda: Rendition.objects.get(pk=rendition.pk).status == "rendering",
@@ -120,7 +120,7 @@ def test_hostile_images_fail_while_the_worker_keeps_serving(celery_worker):
             fh.write(payload)
         products.append(product)
     style = make_style("hostile", engine="color", active=True)
-    sources = selectors.source_images_for(products)
+    sources = services.source_images_of(products)
     for source in sources.values():
         services.rendition_request(source=source, style=style)
     renditions = Rendition.objects.filter(style=style)

@@ -11,7 +11,7 @@ from django.db import connection
 from PIL import Image
 
 from storefront.models import Category, Product
-from styletransfer import selectors, services
+from styletransfer import rendering, selectors, services
 from styletransfer.models import Rendition, SourceImage, Style
 from tests.testshop.models import Item, ItemPhoto
 
@@ -61,15 +61,15 @@ def test_saving_a_product_registers_its_image_hash(django_capture_on_commit_call
 def test_render_in_process_stores_the_file_once(django_capture_on_commit_callbacks):
     product = make_product()
     style = make_style()
-    source = selectors.source_images_for([product])[product.pk]
+    source = services.source_images_of([product])[product.pk]
     rendition = services.rendition_request(source=source, style=style)
     assert rendition.status == "pending"
-    done = services.rendition_render(rendition_id=rendition.pk)
+    done = rendering.rendition_render(rendition_id=rendition.pk)
     assert done.status == "ready", done.error
     image = Image.open(default_storage.open(done.file.name))
     assert image.format == "JPEG" and max(image.size) == style.size
     assert done.device == "cpu" and done.render_seconds > 0
-    assert services.rendition_render(rendition_id=rendition.pk) is None, "never renders twice"
+    assert rendering.rendition_render(rendition_id=rendition.pk) is None, "never renders twice"
     again = services.rendition_request(source=source, style=style)
     assert again.pk == rendition.pk
     assert Rendition.objects.count() == 1
@@ -79,9 +79,9 @@ def test_render_in_process_stores_the_file_once(django_capture_on_commit_callbac
 def test_ready_renditions_follow_the_current_version(django_capture_on_commit_callbacks):
     product = make_product()
     style = make_style()
-    source = selectors.source_images_for([product])[product.pk]
+    source = services.source_images_of([product])[product.pk]
     old = services.rendition_request(source=source, style=style)
-    services.rendition_render(rendition_id=old.pk)
+    rendering.rendition_render(rendition_id=old.pk)
     old.refresh_from_db()
     old_path = Path(default_storage.path(old.file.name))
     assert selectors.ready_renditions_for([source], [style])
@@ -98,7 +98,7 @@ def test_concurrent_requests_make_one_row(transactional_db):
         pytest.skip("needs a database with real concurrency")
     product = make_product()
     style = make_style()
-    source = selectors.source_images_for([product])[product.pk]
+    source = services.source_images_of([product])[product.pk]
     barrier = threading.Barrier(4)
     results = []
 
@@ -137,7 +137,7 @@ def test_hostile_sources_fail_with_a_clear_error(payload, reason):
         content_hash="f" * 64,
     )
     rendition = services.rendition_request(source=source, style=style)
-    done = services.rendition_render(rendition_id=rendition.pk)
+    done = rendering.rendition_render(rendition_id=rendition.pk)
     assert done.status == "failed"
     assert reason in done.error
     assert not done.file
@@ -148,8 +148,8 @@ def test_decompression_bomb_is_refused():
     Image.new("1", (10_000, 10_000)).save(bomb, "PNG")  # 100 Mpx in a few kB
     product = make_product(png=bomb.getvalue())
     style = make_style()
-    source = selectors.source_images_for([product])[product.pk]
-    done = services.rendition_render(
+    source = services.source_images_of([product])[product.pk]
+    done = rendering.rendition_render(
         rendition_id=services.rendition_request(source=source, style=style).pk
     )
     assert done.status == "failed"
@@ -170,18 +170,18 @@ def test_a_differently_shaped_shop(settings, django_capture_on_commit_callbacks)
     sources = services.source_images_sync(product=item)
     assert [s.position for s in sources] == [0, 1]
     assert sources[0].object_id == "SKU-1"
-    primary = selectors.source_images_for([item])[item.pk]
+    primary = services.source_images_of([item])[item.pk]
     rendition = services.rendition_request(source=primary, style=style)
-    assert services.rendition_render(rendition_id=rendition.pk).status == "ready"
+    assert rendering.rendition_render(rendition_id=rendition.pk).status == "ready"
     assert selectors.catalog_size() == 1
 
 
 def test_style_coverage_counts_current_renditions():
     products = [make_product(f"p{i}", product_png((40 * i, 90, 90))) for i in range(3)]
     style = make_style(active=True)
-    sources = selectors.source_images_for(products)
+    sources = services.source_images_of(products)
     first = services.rendition_request(source=sources[products[0].pk], style=style)
-    services.rendition_render(rendition_id=first.pk)
+    rendering.rendition_render(rendition_id=first.pk)
     coverage = selectors.style_coverage([style])[style.pk]
     assert coverage["ready"] == 1 and coverage["products"] == 3
 
@@ -224,7 +224,7 @@ def test_admin_actions_activate_and_retry(
     assert response.status_code == 302
     assert Style.objects.get(pk=style.pk).active
     product = make_product()
-    source = selectors.source_images_for([product])[product.pk]
+    source = services.source_images_of([product])[product.pk]
     rendition = services.rendition_request(source=source, style=style)
     Rendition.objects.filter(pk=rendition.pk).update(status="failed", error="boom")
     client.post(
@@ -249,10 +249,10 @@ def test_a_changed_product_photo_is_rendered_again(django_capture_on_commit_call
 
 
 def test_a_new_decoder_gives_feedforward_styles_new_rendition_keys(monkeypatch):
-    from styletransfer.engines import base
+    from styletransfer.engines import params
 
     style = make_style(engine="feedforward")
-    monkeypatch.setattr(base, "DECODER_SHA256", "0" * 64)
+    monkeypatch.setattr(params, "DECODER_SHA256", "0" * 64)
     services.style_save(style=style)
     assert style.version == 2, "renditions of the old decoder are superseded"
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from styletransfer import selectors, services
+from styletransfer import rendering, selectors, services
 from styletransfer.models import Rendition, Style
 
 
@@ -68,7 +68,7 @@ class Command(BaseCommand):
                     return True
                 if in_process:
                     # The embedded default has no render worker to wait for: render here.
-                    if services.rendition_render(rendition_id=open_ids[0]) is None:
+                    if rendering.rendition_render(rendition_id=open_ids[0]) is None:
                         time.sleep(0.5)  # a local worker holds it
                 else:
                     time.sleep(1)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engines import images
-from .engines.base import EngineError
-from .engines.decoder import Decoder, adain, autocast, load_decoder, save_decoder
-from .engines.vgg import check_device, load_vgg19, mean_std
+from . import images
+from .decoder import Decoder, adain, autocast, load_decoder, save_decoder
+from .errors import EngineError
+from .vgg import check_device, load_vgg19, mean_std
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # Typical channel-statistic magnitudes of the Caffe VGG per layer (measured on photos and
@@ -395,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m styletransfer.training")
+    parser = argparse.ArgumentParser(prog="python -m styletransfer.engines.training")
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -1,47 +1,28 @@
-"""What a page needs to show products in styles, cached per product so a warm page runs no query.
+"""The read path pages use: each product's image and its ready renditions, from the cache.
 
-One entry per product: its primary image's content hash and, for each style key
-(style id, version, params hash) the page asked about, the ready rendition (file and
-size) or None when the rendition exists but is not ready. An entry is trusted only when
-it carries the product's current *token*, a random value in the cache that every change
-to the product's image or to one of its renditions replaces (`products_changed`,
-`sources_changed`). The reader reads the token in the same round trip as the entry (a
-product without one gets one) before it reads the database, so an entry filled from a
-database read that a change overtook carries the old token and is never trusted, and an
-evicted token distrusts its entry: no page serves a rendition that was deleted, that is
-not ready, or that belongs to a photo the product no longer has.
-
-Each process also keeps the entries it read, trusted while the cache's *generation* key
-is the one it read them under; every change replaces the generation in the same write
-(one MSET) as the tokens, so a warm page reads one small key, not two per product.
-
-A style's new version or new render parameters are new style keys, which no entry knows
-yet: those products are read again. Writes through `services` (and the admin) keep the
-cache in step; code that changes Rendition or SourceImage rows with a bare
-`QuerySet.update()` must call `sources_changed` / `products_changed` itself.
+One entry per product (its primary image's content hash and, per style key asked about,
+the ready rendition or None), trusted only with the product's current token and kept in
+the process while the cache's generation holds (see `invalidation`). A warm page reads
+one key. What is missing (a product never seen, a rendition never requested) is made by
+`services`, and the page shows the original photo meanwhile.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import caches
-from django.db import transaction
 
+from . import services
 from .conf import conf
-from .models import Rendition, SourceImage, Style
+from .invalidation import GENERATION_KEY, entry_key, shown_cache, token_key
+from .models import Rendition, Style
 
 logger = logging.getLogger(__name__)
-
-PREFIX = "styletransfer:shown:1"  # bump when the entries change shape
-GENERATION_KEY = f"{PREFIX}:generation"
 
 
 class ReadyRendition(NamedTuple):
@@ -58,27 +39,7 @@ class ProductImages:
     ready: dict = field(default_factory=dict)  # style id -> ReadyRendition
 
 
-def _cache():
-    return caches[conf.CACHE_ALIAS]
-
-
-_SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-
-
-def _key_id(object_id: str) -> str:
-    """The object id as it appears in keys: ids with spaces or odd characters are hashed
-    (marked with "~", which plain ids never contain), so keys suit every cache backend."""
-    if _SAFE_ID.fullmatch(object_id):
-        return object_id
-    return "~" + hashlib.sha256(object_id.encode()).hexdigest()
-
-
-def _entry_key(content_type_id: int, object_id: str) -> str:
-    return f"{PREFIX}:{content_type_id}:{_key_id(object_id)}"
-
-
-def _token_key(content_type_id: int, object_id: str) -> str:
-    return f"{PREFIX}:token:{content_type_id}:{_key_id(object_id)}"
+NO_IMAGES = ProductImages(None)
 
 
 def product_images(products: Sequence, styles: Sequence) -> dict:
@@ -91,12 +52,7 @@ def product_images(products: Sequence, styles: Sequence) -> dict:
 
 class ProductLookup:
     """product_images in two steps, so a caller can read `cache_keys` in a round trip of its
-    own (on the `cache_alias` cache) and hand what it found to `resolve`.
-
-    Entries also stay in this process, trusted while the cache's generation (replaced with
-    the tokens by every change) is the one they were read under: a warm page then reads one
-    small key instead of two per product.
-    """
+    own (on the `cache_alias` cache) and hand the values it read to `resolve`."""
 
     def __init__(self, products: Sequence):
         self.products = list(products)
@@ -108,22 +64,23 @@ class ProductLookup:
         for product in self.products:
             object_id = str(product.pk)
             self._keys[product.pk] = (
-                _entry_key(content_type_id, object_id),
-                _token_key(content_type_id, object_id),
+                entry_key(content_type_id, object_id),
+                token_key(content_type_id, object_id),
             )
 
     @property
     def cache_keys(self) -> list[str]:
         return [GENERATION_KEY] if self.products else []
 
-    def resolve(self, styles: Sequence, found: dict | None = None) -> dict:
+    def resolve(self, styles: Sequence, prefetched: Mapping[str, Any] | None = None) -> dict:
+        """ProductImages per product pk; `prefetched`: the values read for `cache_keys`."""
         global _memo
         if not self.products:
             return {}
-        cache = _cache()
-        if found is None:
-            found = _read(cache, self.cache_keys)
-        generation = _ensure_key(cache, GENERATION_KEY, found.get(GENERATION_KEY))
+        cache = shown_cache()
+        if prefetched is None:
+            prefetched = _read(cache, self.cache_keys)
+        generation = _ensure_key(cache, GENERATION_KEY, prefetched.get(GENERATION_KEY))
         memo_generation, memo = _memo
         if generation is None or generation != memo_generation:
             memo = {}
@@ -142,13 +99,13 @@ class ProductLookup:
         found = _read(cache, [key for p in unknown for key in self._keys[p.pk]])
         stale = []
         for product in unknown:
-            entry_key, token_key = self._keys[product.pk]
-            entry, token = found.get(entry_key), found.get(token_key)
+            entry_name, token_name = self._keys[product.pk]
+            entry, token = found.get(entry_name), found.get(token_name)
             if entry is not None and token is not None and entry[0] == token:
                 images = _images(entry, style_keys)
                 if images is not None:
                     shown[product.pk] = images
-                    _remember(memo, entry_key, entry, generation)
+                    _remember(memo, entry_name, entry, generation)
                     continue
             stale.append((product, token))
         if stale:
@@ -160,12 +117,12 @@ _memo: tuple[str | None, dict] = (None, {})
 MEMO_SIZE = 20_000  # entries kept in each process; beyond it the memo starts again
 
 
-def _remember(memo: dict, entry_key: str, entry: tuple, generation: str | None) -> None:
+def _remember(memo: dict, entry_name: str, entry: tuple, generation: str | None) -> None:
     if generation is None:
         return
     if len(memo) >= MEMO_SIZE:
         memo.clear()
-    memo[entry_key] = entry
+    memo[entry_name] = entry
 
 
 def _images(entry: tuple | None, style_keys: list) -> ProductImages | None:
@@ -195,12 +152,10 @@ def _read(cache, keys: list) -> dict:
 def _fill(stale: list, style_keys: list, keys: dict, memo: dict, generation) -> dict:
     """Read the stale products from the database, request what was never requested, and
     cache them with the token read before the database was."""
-    from .selectors import source_images_for
-
-    cache = _cache()
+    cache = shown_cache()
     stale = [(product, _ensure_key(cache, keys[product.pk][1], token)) for product, token in stale]
     products = [product for product, _ in stale]
-    sources = source_images_for(products)
+    sources = services.source_images_of(products)
     statuses: dict[str, dict] = {source.content_hash: {} for source in sources.values()}
     if statuses and style_keys:
         wanted = set(style_keys)
@@ -250,7 +205,7 @@ def _fill(stale: list, style_keys: list, keys: dict, memo: dict, generation) -> 
             },
         )
     try:
-        _cache().set_many(entries, conf.CACHE_TIMEOUT)
+        shown_cache().set_many(entries, conf.CACHE_TIMEOUT)
     except Exception as exc:
         logger.warning("Rendition cache unwritable: %s", exc)
     return shown
@@ -273,60 +228,14 @@ def _ensure_key(cache, key: str, value: str | None) -> str | None:
 
 def _request(missing: list) -> list:
     """Request renditions never asked for (one style query for all); returns those requested."""
-    from .services import rendition_request
-
     requested = []
     try:
         by_pk = Style.objects.in_bulk({key[0] for _, key in missing})
         for source, key in missing:
             style = by_pk.get(key[0])
             if style is not None and (style.version, style.params_hash) == key[1:]:
-                rendition_request(source=source, style=style)
+                services.rendition_request(source=source, style=style)
                 requested.append((source, key))
     except Exception as exc:  # the page must render even if bookkeeping fails
         logger.warning("Could not request renditions: %s", exc)
     return requested
-
-
-# --- Invalidation ------------------------------------------------------------------------------
-
-
-def products_changed(pairs: Iterable[tuple[int, str]]) -> None:
-    """Distrust the cached entries of these (content type id, object id) products, now and
-    again when the current transaction commits (a page may have cached what it read before)."""
-    pairs = {(content_type_id, str(object_id)) for content_type_id, object_id in pairs}
-    if not pairs:
-        return
-    _new_tokens(pairs)
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _new_tokens(pairs))
-
-
-def sources_changed(hashes: Iterable[str]) -> None:
-    """Distrust the entries of every product whose primary image has one of these hashes."""
-    hashes = {h for h in hashes if h}
-    if not hashes:
-        return
-    hashes = sorted(hashes)
-    pairs = set()
-    for start in range(0, len(hashes), 1000):
-        pairs.update(
-            SourceImage.objects.filter(
-                content_hash__in=hashes[start : start + 1000], position=0
-            ).values_list("content_type_id", "object_id")
-        )
-    products_changed(pairs)
-
-
-def _new_tokens(pairs: set) -> None:
-    try:
-        # One MSET: the tokens and the generation that processes' memos are trusted under.
-        tokens = {_token_key(*pair): uuid.uuid4().hex for pair in pairs}
-        _cache().set_many({**tokens, GENERATION_KEY: uuid.uuid4().hex}, conf.CACHE_TIMEOUT)
-    except Exception as exc:
-        # Without a new token a page could keep showing what changed: drop the entries too.
-        logger.error("Could not invalidate cached renditions of %d products: %s", len(pairs), exc)
-        try:
-            _cache().delete_many([GENERATION_KEY, *(_entry_key(*pair) for pair in pairs)])
-        except Exception:
-            logger.exception("Could not drop cached renditions either")

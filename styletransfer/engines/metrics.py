@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from styletransfer.engines.images import (
+from .images import (
     estimate_product_mask,
     flatten_on,
     resize_longest,
@@ -48,7 +48,7 @@ def product_coverage(content: Image.Image, shape: tuple[int, int]) -> np.ndarray
 def _features(pixels: np.ndarray, layers: tuple[str, ...], device: str) -> dict[str, Any]:
     import torch
 
-    from styletransfer.engines.vgg import load_vgg19
+    from .vgg import load_vgg19
 
     model = load_vgg19(device)
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].to(device)
@@ -70,7 +70,7 @@ def style_loss(
     """
     import torch
 
-    from styletransfer.engines.vgg import mean_std
+    from .vgg import mean_std
 
     pixels = _pixels(image)
     if isinstance(style, Image.Image):

@@ -14,15 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .engines.base import (
-    ENGINE_NAMES,
-    MODES,
-    EngineError,
-    InputImageError,
-    OutOfMemory,
-    RenderParams,
-    WeightsError,
-)
+from .engine import get_engine
+from .errors import EngineError, InputImageError, OutOfMemory, WeightsError
+from .images import open_image
+from .params import ENGINE_NAMES, MODES, RenderParams
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -79,8 +74,8 @@ def add_render_command(commands: argparse._SubParsersAction) -> None:
 
 
 def add_train_decoder_command(commands: argparse._SubParsersAction) -> None:
-    """`train-decoder`: train the feedforward engine's decoder (see styletransfer/training.py)."""
-    from . import training
+    """`train-decoder`: train the feedforward engine's decoder (see engines/training.py)."""
+    from . import training  # torch: only for the commands that train
 
     train = commands.add_parser(
         "train-decoder",
@@ -93,7 +88,7 @@ def add_train_decoder_command(commands: argparse._SubParsersAction) -> None:
 
 def add_average_decoders_command(commands: argparse._SubParsersAction) -> None:
     """`average-decoders`: the mean of a run's last checkpoints (see training.average_decoders)."""
-    from . import training
+    from . import training  # torch: only for the commands that train
 
     average = commands.add_parser(
         "average-decoders",
@@ -124,8 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from .engines.images import open_image
-
     output_format = OUTPUT_FORMATS.get(args.out.suffix.lower())
     if output_format is None:
         raise CommandError(
@@ -149,8 +142,6 @@ def run_render(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_USAGE) from exc
     content = _open(open_image, args.content, "content")
     style = _open(open_image, args.style, "style")
-
-    from .engines.base import get_engine
 
     engine = get_engine(params.engine, args.device)
     with _progress_bar(args.quiet, params.engine) as progress:

@@ -1,0 +1,93 @@
+"""The DRF pieces both apps' APIs share: token authentication, pagination, strict booleans,
+and what every error looks like in the OpenAPI schema."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import authentication, exceptions, serializers
+from rest_framework.pagination import PageNumberPagination
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's `Authorization: Token <key>`; a key with a NUL is refused before PostgreSQL sees
+    it (which would answer with an error, and the client with a 500)."""
+
+    def authenticate_credentials(self, key: str):
+        if "\x00" in key or len(key) > 128:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        return super().authenticate_credentials(key)
+
+
+class Pagination(PageNumberPagination):
+    """Pages of at most `max_page_size`; a page size out of range is refused, not guessed."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+    def get_page_size(self, request) -> int:
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
+            raise serializers.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(value)
+
+    def get_page_number(self, request, paginator):
+        value = request.query_params.get(self.page_query_param)
+        if value is not None and not value.isdigit() and value not in self.last_page_strings:
+            raise exceptions.NotFound(self.invalid_page_message)
+        return super().get_page_number(request, paginator)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, also in a form: a 0, "yes" or "on" is a mistake, not a boolean."""
+
+    def to_internal_value(self, data) -> bool:
+        if isinstance(data, bool):
+            return data
+        if data in ("true", "True"):
+            return True
+        if data in ("false", "False"):
+            return False
+        self.fail("invalid", input=data)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error other than invalid input: one human-readable sentence."""
+
+    detail = serializers.CharField()
+
+
+ERRORS = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description=(
+            "Invalid input: an object mapping each invalid field to its messages (nested like "
+            "the request for lists and objects; `non_field_errors` for the body as a whole)."
+        ),
+    ),
+    401: OpenApiResponse(ErrorSerializer, description="No credentials, or unknown ones."),
+    403: OpenApiResponse(ErrorSerializer, description="Not allowed for these credentials."),
+    404: OpenApiResponse(ErrorSerializer, description="No such object, or no such page."),
+    409: OpenApiResponse(ErrorSerializer, description="Not possible in the object's state."),
+    415: OpenApiResponse(ErrorSerializer, description="The body is in a media type not accepted."),
+    429: OpenApiResponse(
+        ErrorSerializer, description="Too many requests: wait the seconds in `Retry-After`."
+    ),
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """The documented error answers of an operation; 429 applies to every throttled view."""
+    return {code: ERRORS[code] for code in sorted({*codes, 429})}

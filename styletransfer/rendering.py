@@ -1,0 +1,184 @@
+"""Worker-side writes: claiming a rendition, rendering it, storing its file, style embeddings."""
+
+import io
+import logging
+import os
+import time
+from pathlib import Path
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from . import invalidation, keys
+from .conf import conf
+from .engines.engine import get_engine
+from .engines.errors import EngineError, InputImageError, OutOfMemory
+from .models import Rendition, Style
+from .signals import style_embedding_updated
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+
+def _claim(rendition_id: int, task_id: str | None, stale_claim: str | None) -> Rendition | None:
+    """Mark the rendition as rendering by us, unless it is done or someone else is on it.
+
+    A redelivered message keeps its task id, so a render whose worker died is taken over
+    at once; another task takes it over once the claim is stale (by our clock, or by the
+    sweep's, which names the exact claim it judged lost).
+    """
+    with transaction.atomic():
+        rendition = (
+            Rendition.objects.select_for_update().select_related("style").filter(pk=rendition_id)
+        ).first()
+        if rendition is None or rendition.status in (
+            Rendition.Status.READY,
+            Rendition.Status.FAILED,
+        ):
+            return None
+        stale = timezone.now() - timezone.timedelta(seconds=conf.STALE_AFTER)
+        held_by_other = (
+            rendition.status == Rendition.Status.RENDERING
+            and rendition.task_id != (task_id or "")
+            and rendition.started_at
+            and rendition.started_at > stale
+        )
+        if held_by_other and rendition.started_at.isoformat() != stale_claim:
+            return None
+        rendition.status = Rendition.Status.RENDERING
+        rendition.started_at = timezone.now()
+        rendition.attempts += 1
+        rendition.task_id = task_id or ""
+        rendition.save(update_fields=["status", "started_at", "attempts", "task_id"])
+    return rendition
+
+
+def rendition_render(
+    *,
+    rendition_id: int,
+    task_id: str | None = None,
+    device: str | None = None,
+    stale_claim: str | None = None,
+) -> Rendition | None:
+    """Render one rendition and store its file; None when there was nothing to do.
+
+    Bad input (unreadable source, hostile image) ends as `failed` with the reason; other
+    errors propagate so the task can retry.
+    """
+    rendition = _claim(rendition_id, task_id, stale_claim)
+    if rendition is None:
+        return None
+    style = rendition.style
+    if style.version != rendition.style_version or style.params_hash != rendition.params_hash:
+        _finish(rendition, status=Rendition.Status.FAILED, error="superseded by a newer style")
+        return rendition
+    started = time.perf_counter()
+    try:
+        content = _open_stored(rendition.source_name)
+        reference = _open_stored(style.reference_image.name)
+        engine = get_engine(style.engine, device or conf.DEVICE)
+        image = engine.render(content, reference, style.render_params())
+    except (InputImageError, ValueError) as exc:
+        _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
+        return rendition
+    except EngineError as exc:
+        if isinstance(exc, OutOfMemory):
+            raise
+        _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
+        return rendition
+    name = _store(rendition, style, image)
+    _finish(
+        rendition,
+        status=Rendition.Status.READY,
+        file=name,
+        width=image.width,
+        height=image.height,
+        engine=style.engine,
+        device=engine.device,
+        render_seconds=time.perf_counter() - started,
+    )
+    return rendition
+
+
+def _open_stored(name: str):
+    from .engines.images import open_image  # numpy and Pillow's codecs: workers only
+
+    try:
+        with default_storage.open(name, "rb") as fh:
+            return open_image(fh, max_pixels=conf.MAX_SOURCE_PIXELS)
+    except FileNotFoundError as exc:
+        raise InputImageError(f"the file {name} is missing from storage") from exc
+
+
+def _store(rendition: Rendition, style: Style, image) -> str:
+    """Encode and write the file under its key-derived name, atomically where the storage allows."""
+    extension = EXTENSIONS[conf.OUTPUT_FORMAT]
+    name = keys.rendition_name(
+        directory=conf.RENDITIONS_DIR,
+        style_slug=style.slug,
+        source_hash=rendition.source_hash,
+        style_version=rendition.style_version,
+        params_hash=rendition.params_hash,
+        extension=extension,
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format=conf.OUTPUT_FORMAT, quality=conf.OUTPUT_QUALITY, optimize=True)
+    data = buffer.getvalue()
+    try:
+        path = Path(default_storage.path(name))
+    except NotImplementedError:
+        path = None
+    if path is None:  # remote storage: a single PUT is atomic there
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:
+            raise RuntimeError(f"storage saved {name} as {saved}")
+        return name
+    # Local disk: write a side file and rename it, so a killed worker leaves no half image.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(partial, path)
+    return name
+
+
+def rendition_fail(*, rendition_id: int, error: str) -> None:
+    """Record why a rendition cannot be made; it stays failed until someone retries it."""
+    rendition = Rendition.objects.filter(pk=rendition_id).first()
+    if rendition is not None:
+        _finish(rendition, status=Rendition.Status.FAILED, error=error)
+
+
+def _finish(rendition: Rendition, *, status: str, **fields) -> None:
+    fields.update(status=status, finished_at=timezone.now())
+    if status == Rendition.Status.FAILED:
+        logger.warning("Rendition %s failed: %s", rendition.pk, fields.get("error"))
+    Rendition.objects.filter(pk=rendition.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(rendition, key, value)
+    invalidation.sources_changed([rendition.source_hash])
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
+
+
+def style_compute_embedding(*, style: Style) -> Style:
+    """Feature statistics of the reference image (worker side: loads the VGG encoder)."""
+    from .engines.embedding import style_embedding  # torch: workers only
+
+    reference = _open_stored(style.reference_image.name)
+    vector = style_embedding(reference, device=conf.DEVICE)
+    Style.objects.filter(pk=style.pk).update(
+        embedding=[round(float(x), 6) for x in vector], embedding_hash=style.reference_hash
+    )
+    style.refresh_from_db(fields=["embedding", "embedding_hash"])
+    style_embedding_updated.send(sender=Style, style=style)
+    return style
