@@ -25,7 +25,8 @@ class AppSettings:
 
     @property
     def user_settings(self) -> dict[str, Any]:
-        return getattr(settings, self.namespace, None) or {}
+        value = getattr(settings, self.namespace, None)
+        return value if isinstance(value, dict) else {}  # anything else: check_keys says so
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in self.defaults:

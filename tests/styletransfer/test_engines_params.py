@@ -1,4 +1,4 @@
-"""The engine interface: parameters, registry, and that importing it costs no torch."""
+"""Render parameters, the engine registry, and that importing them costs no torch."""
 
 import subprocess
 import sys
