@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,6 +31,7 @@ def _settings_in_fresh_process(env: dict, expr: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow
 def test_embedded_default_needs_no_services(tmp_path):
     env = {"STOREFRONT_VAR_DIR": str(tmp_path)}
     assert _settings_in_fresh_process(env, "s.DEBUG") == "False"
@@ -46,6 +49,7 @@ def test_the_default_cache_is_shared_between_processes(tmp_path):
     assert _settings_in_fresh_process(env, read) == "worker"
 
 
+@pytest.mark.slow
 def test_environment_overrides(tmp_path):
     env = {
         "STOREFRONT_VAR_DIR": str(tmp_path),

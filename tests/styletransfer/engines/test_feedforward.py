@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +13,7 @@ from styletransfer.engines import OutOfMemory, RenderParams, WeightsError, cli, 
 from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image, resize_longest, srgb_to_lab, to_float
-
-DATA = Path(__file__).resolve().parents[1] / "data"
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import DATA, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +49,7 @@ def test_the_shipped_decoder_matches_its_pinned_checksum() -> None:
     assert SHIPPED_FILE.stat().st_size <= 15 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_it_stylises_the_whole_image(engine, mug, hoodie, starry) -> None:
     out = engine.render(mug, starry, params(strength=100))
     assert out.size == (128, 128) and out.mode == "RGB"
@@ -62,6 +60,7 @@ def test_it_stylises_the_whole_image(engine, mug, hoodie, starry) -> None:
     assert metrics.ssim(styled, mug) > 1.2 * metrics.ssim(styled, hoodie)
 
 
+@pytest.mark.slow
 def test_compensating_the_decoder_lowers_the_style_loss(mug, starry, monkeypatch) -> None:
     engine = FeedForwardEngine("cpu")
     engine.load()
@@ -71,6 +70,7 @@ def test_compensating_the_decoder_lowers_the_style_loss(mug, starry, monkeypatch
     assert metrics.style_loss(compensated, starry) < 0.9 * metrics.style_loss(plain, starry)
 
 
+@pytest.mark.slow
 def test_strength_zero_is_the_input_and_strength_grows_the_style(engine, mug, starry) -> None:
     unchanged = engine.render(mug, starry, params(strength=0))
     expected = np.asarray(resize_longest(mug, 128), dtype=np.int16)
@@ -108,6 +108,7 @@ def test_preserve_colors_keeps_the_content_chroma(engine, mug, starry) -> None:
     assert chroma_gap(kept) < 0.5 * chroma_gap(plain)
 
 
+@pytest.mark.slow
 def test_a_batch_renders_like_single_images(engine, mug, hoodie, starry) -> None:
     batch = engine.render_batch([mug, hoodie, mug], starry, params())
     assert [image.size for image in batch] == [(128, 128)] * 3
@@ -171,6 +172,7 @@ def test_the_cli_renders_with_engine_feedforward(tmp_path) -> None:
     assert Image.open(out).size == (96, 96)
 
 
+@pytest.mark.slow
 def test_the_cli_says_what_to_run_when_the_decoder_is_missing(tmp_path) -> None:
     env = dict(os.environ, STYLETRANSFER_DECODER_WEIGHTS=str(tmp_path / "gone.pt"))
     argv = [sys.executable, "-m", "styletransfer", "render", "--engine", "feedforward"]

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from styletransfer.engines import cli
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 HOODIE = str(DATA / "product-hoodie.png")
 WAVE = str(DATA / "style-wave.jpg")
@@ -29,6 +29,7 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_render_as_a_module_without_django(tmp_path: Path) -> None:
     # a `django` that cannot be imported proves the command never needs it
     (tmp_path / "django").mkdir()
@@ -44,6 +45,7 @@ def test_render_as_a_module_without_django(tmp_path: Path) -> None:
     assert "step" in result.stderr  # the tqdm bar
 
 
+@pytest.mark.slow
 def test_optimize_render_in_process(tmp_path: Path) -> None:
     out = tmp_path / "out.jpg"
     argv = ["render", "--content", HOODIE, "--style", WAVE, "--out", str(out)]
@@ -91,6 +93,7 @@ def test_malformed_arguments_exit_2_with_one_line(tmp_path: Path, capsys, extra,
     assert needle in one_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_argparse_errors_are_one_line_with_status_2(tmp_path: Path) -> None:
     result = run_module("render", "--content", HOODIE)
     assert result.returncode == 2
@@ -103,6 +106,7 @@ def test_unknown_output_format_is_refused_before_any_work(tmp_path: Path, capsys
     assert ".png" in one_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_missing_vgg_weights_exit_4_with_advice(tmp_path: Path) -> None:
     env = dict(os.environ, STYLETRANSFER_VGG_WEIGHTS=str(tmp_path / "vgg.bin"))
     result = run_module(

@@ -1,13 +1,12 @@
 """Style embeddings from the real VGG19 on the demo's real paintings."""
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
 from styletransfer.engines.embedding import STYLE_EMBEDDING_DIM, style_embedding
+from tests.helpers import ROOT
 
-STYLES = Path(__file__).resolve().parents[2] / "storefront" / "demo" / "styles"
+STYLES = ROOT / "storefront" / "demo" / "styles"
 
 
 def painting(name: str) -> Image.Image:

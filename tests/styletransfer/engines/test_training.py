@@ -10,8 +10,7 @@ from styletransfer.engines import RenderParams, cli, training
 from styletransfer.engines.decoder import Decoder, load_decoder, save_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.helpers import DATA
 
 
 @pytest.fixture
@@ -44,6 +43,7 @@ def tiny(folders, out: Path, steps: int, resume: bool = False) -> training.Train
     )
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_a_usable_checkpoint_and_resumes(folders, tmp_path) -> None:
     out = tmp_path / "decoder.pt"
     meta = training.train(tiny(folders, out, steps=2))
@@ -102,6 +102,7 @@ def test_the_style_term_is_the_weighted_sum_of_its_layers() -> None:
     assert style_term(weights) == pytest.approx(weighted, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_and_reports(folders, tmp_path, capsys) -> None:
     content, style = folders
     out = tmp_path / "cli" / "decoder.pt"

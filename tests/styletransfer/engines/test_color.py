@@ -1,7 +1,6 @@
 """The color engine: colour look transfer in milliseconds, same modes as optimize."""
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +8,7 @@ from PIL import Image
 
 from styletransfer.engines import RenderParams, get_engine, metrics
 from styletransfer.engines.images import open_image, srgb_to_lab
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.helpers import DATA
 
 
 @pytest.fixture(scope="module")

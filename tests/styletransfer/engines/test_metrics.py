@@ -1,15 +1,12 @@
 """Metrics: CIEDE2000 against Sharma's published pairs, SSIM and the VGG losses on real images."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from styletransfer.engines import metrics
 from styletransfer.engines.images import open_image
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.helpers import DATA
 
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula": test pairs 1, 2, 3,
 # 7, 13, 17, 25 and 34 of their table (including the hue wrap-around and near-black cases).

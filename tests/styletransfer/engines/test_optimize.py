@@ -1,7 +1,5 @@
 """The optimize engine on real (downscaled) product photos and paintings, on the CPU."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,8 +7,7 @@ from PIL import Image
 from styletransfer.engines import OutOfMemory, RenderParams, get_engine, metrics
 from styletransfer.engines.images import open_image
 from styletransfer.engines.optimize import pyramid, split_steps
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.helpers import DATA
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +34,7 @@ def test_engines_are_loaded_once_per_device(engine) -> None:
     assert get_engine("optimize", device="cpu") is engine
 
 
+@pytest.mark.slow
 def test_whole_mode_takes_on_the_style_and_keeps_the_product(engine, hoodie, starry) -> None:
     ticks = []
     out = engine.render(
@@ -53,6 +51,7 @@ def test_whole_mode_takes_on_the_style_and_keeps_the_product(engine, hoodie, sta
     assert [done for done, _ in ticks] == sorted(done for done, _ in ticks)
 
 
+@pytest.mark.slow
 def test_product_mode_keeps_product_colours_and_paints_the_backdrop(engine, hoodie, starry) -> None:
     out = engine.render(hoodie, starry, RenderParams(mode="product", size=96, steps=25))
     assert metrics.product_delta_e(out, hoodie) < 1.0
@@ -65,6 +64,7 @@ def test_product_mode_keeps_product_colours_and_paints_the_backdrop(engine, hood
     assert figures["backdrop_style_cut"] > 0.5
 
 
+@pytest.mark.slow
 def test_product_mode_on_a_plain_background_photo(engine, starry) -> None:
     mug = open_image(DATA / "product-mug-on-grey.jpg")
     out = engine.render(mug, starry, RenderParams(mode="product", size=64, steps=10))

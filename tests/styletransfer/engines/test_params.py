@@ -2,13 +2,11 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from styletransfer.engines import ENGINE_NAMES, RenderParams, get_engine
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 def test_importing_the_engines_package_imports_no_torch() -> None:

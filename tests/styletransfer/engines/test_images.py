@@ -18,8 +18,7 @@ from styletransfer.engines.images import (
     prepare_canvas,
     srgb_to_lab,
 )
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.helpers import DATA
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
