@@ -17,11 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stylerec.ml.evaluate import LoggedDecisions  # noqa: E402
-from stylerec.ml.policy import ExplorationSettings  # noqa: E402
-from stylerec.ml.preferences import (  # noqa: E402
-    Preference,
-    PreferenceFit,
+from stylerec.ml.em import (  # noqa: E402
     _cells,
     _population,
     _posterior_fit,
@@ -29,6 +25,9 @@ from stylerec.ml.preferences import (  # noqa: E402
     fit_preferences,
     refit_shoppers,
 )
+from stylerec.ml.evaluate import LoggedDecisions  # noqa: E402
+from stylerec.ml.policy import ExplorationSettings  # noqa: E402
+from stylerec.ml.preferences import Preference, PreferenceFit  # noqa: E402
 from stylerec.ml.simulate import (  # noqa: E402
     make_shoppers,
     refit_all,

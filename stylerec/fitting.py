@@ -118,7 +118,8 @@ def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = Fa
 
 def preference_fit_full() -> PreferenceModel | None:
     """Refit the style space, the population and every shopper; becomes the current model."""
-    from .ml.preferences import PreferenceFit, fit_preferences
+    from .ml.em import fit_preferences
+    from .ml.preferences import PreferenceFit
     from .ml.space import StyleSpace
 
     started = time.perf_counter()
@@ -164,7 +165,7 @@ def preference_fit_full() -> PreferenceModel | None:
 
 def preference_update_recent(*, minutes: int = 10) -> int:
     """Refit the shoppers active in the last minutes under the current population."""
-    from .ml.preferences import refit_shoppers
+    from .ml.em import refit_shoppers
 
     model = store.current_model()
     if model is None:

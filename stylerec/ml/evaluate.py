@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from stylerec.ml.em import fit_preferences
 from stylerec.ml.policy import ExplorationSettings, decision_probabilities
-from stylerec.ml.preferences import PreferenceFit, fit_preferences
+from stylerec.ml.preferences import PreferenceFit
 
 Z_95 = 1.959963984540054
 ORIGINAL_ARM = 0

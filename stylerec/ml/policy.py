@@ -1,20 +1,10 @@
 """Choosing an arm per product with honest probabilities: Thompson, softmax, greedy, uniform.
 
-The deployed policy is Thompson sampling at strength 0.25 (posterior std x 0.25) plus
-the 5% uniform bucket. On the simulator (bench/choose.py --compare: expected CTR / oracle
-after 50 and 200 impressions per shopper, fashion world; then personal world) it scored
-0.961/0.965 and 0.814/0.898; strength 0.5: 0.944/0.959 and 0.806/0.896; plain Thompson
-(1.0) over-explores at these click rates: 0.889/0.934 and 0.762/0.870. Greedy + 5%
-uniform ties in the fashion world (0.965/0.965) but falls behind where tastes are
-personal (0.803/0.880): it explores only through the uniform bucket. Softmax at its best
-temperature (0.01) is close (0.953/0.952, 0.816/0.895) but its temperature is in reward
-units and must follow the click-rate scale; Thompson's strength does not. Thompson also
-keeps exploring new shoppers and new styles in proportion to their uncertainty.
-
-Thompson's propensities have no closed form, so they are estimated by Monte Carlo
-(`draws` posterior samples shared by all products of a page) and the arm is then drawn
-FROM that estimate, mixed with the uniform bucket: the logged probability is exactly the
-probability the draw used, however few draws there are.
+Thompson sampling (strength 0.25 plus the uniform bucket by default; bench/choose.py
+--compare ranks the alternatives) keeps exploring new shoppers and styles in proportion to
+their uncertainty. Its propensities have no closed form: they are estimated from `draws`
+posterior samples shared by a page, and the arm is then drawn from that estimate, so the
+logged probability is exactly the one the draw used.
 """
 
 from __future__ import annotations

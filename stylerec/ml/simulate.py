@@ -7,9 +7,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from stylerec.ml.em import fit_preferences
 from stylerec.ml.evaluate import LoggedDecisions
 from stylerec.ml.policy import ExplorationSettings, page_probabilities, sample_arms
-from stylerec.ml.preferences import PreferenceFit, fit_preferences
+from stylerec.ml.preferences import PreferenceFit
 
 # A full refit from all logs so far and the arm table: fit_preferences, or a rival model.
 Fitter = Callable[[LoggedDecisions, np.ndarray], PreferenceFit]

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from stylerec.ml.em import fit_preferences
 from stylerec.ml.evaluate import (
     LoggedDecisions,
     doubly_robust,
@@ -15,7 +16,6 @@ from stylerec.ml.evaluate import (
     snips,
 )
 from stylerec.ml.policy import ExplorationSettings
-from stylerec.ml.preferences import fit_preferences
 
 CLICK_RATE = np.array([0.05, 0.12, 0.03, 0.20])  # arm 0 is the original
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from stylerec.ml.preferences import Preference, PreferenceFit, fit_preferences, refit_shoppers
+from stylerec.ml.em import fit_preferences, refit_shoppers
+from stylerec.ml.preferences import Preference, PreferenceFit
 from stylerec.ml.simulate import synthetic_style_embeddings
 from stylerec.ml.space import StyleSpace
 
