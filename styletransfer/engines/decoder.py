@@ -28,7 +28,7 @@ FORMAT = 1
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_FILE = WEIGHTS_DIR / "decoder.pt"
 # sha256 of the shipped decoder; a retrained file is shipped by updating DECODER_SHA256 in
-# base.py (the training command prints the value), which also renews rendition keys.
+# params.py (the training command prints the value), which also renews rendition keys.
 SHIPPED_SHA256 = DECODER_SHA256
 TRAIN_COMMAND = (
     "python -m styletransfer train-decoder --content ../shared/data/train "
