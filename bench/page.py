@@ -30,16 +30,17 @@ def main() -> None:
     from django.test import Client
 
     from storefront.models import Product
-    from stylerec import decision_log, store
-    from stylerec.chooser import choose_images
+    from stylerec.loop_settings import loop_settings_changed
     from stylerec.models import LoopSettings, Shopper
+    from stylerec.serving import decision_log
+    from stylerec.serving.chooser import choose_images
 
     settings, _ = LoopSettings.objects.get_or_create(pk=1)
 
     def switch(enabled: bool) -> None:
         settings.personalization_enabled = enabled
         settings.save()
-        store.loop_settings_changed()
+        loop_settings_changed()
 
     def compare(get: Callable[[], None]) -> tuple[float, float]:
         get()  # create the session and warm caches

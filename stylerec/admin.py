@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 
-from . import dashboard, store  # noqa: F401  (dashboard registers the dashboard page)
+from . import loop_settings
+from .dashboard import admin as dashboard_admin  # noqa: F401  (registers the dashboard page)
 from .models import Decision, Event, LoopSettings, PreferenceModel, Shopper
 
 
@@ -68,4 +69,4 @@ class LoopSettingsAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        store.loop_settings_changed()
+        loop_settings.loop_settings_changed()

@@ -9,6 +9,6 @@ class StyleRecConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals
+        from . import receivers
 
-        signals.connect()
+        receivers.connect()

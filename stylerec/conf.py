@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_EVENTS_PER_BATCH": 500,
     "MAX_EVENT_AGE_DAYS": 7,
     # PostgreSQL: write a page's decisions on a connection of the log's own while the page
-    # renders (stylerec.decision_log); False writes them before rendering, on Django's.
+    # renders (stylerec.serving.decision_log); False writes them before rendering, on Django's.
     "BACKGROUND_DECISION_LOG": True,
     # Cache (Django's CACHES alias) holding the fitted model and shopper preferences.
     "CACHE_ALIAS": "default",

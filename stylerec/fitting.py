@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from styletransfer.models import Style
 
-from . import store
 from .conf import conf
+from .loop_settings import exploration_settings, loop_settings
 from .models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
+from .serving.state import LoadedModel, current_model, model_changed, preference_cached
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = Fa
 
 def preference_fit_full() -> PreferenceModel | None:
     """Refit the style space, the population and every shopper; becomes the current model."""
+    # stylerec.ml: loaded by the worker when it fits, not at start-up.
     from .ml.em import fit_preferences
     from .ml.preferences import PreferenceFit
     from .ml.space import StyleSpace
@@ -152,7 +154,7 @@ def preference_fit_full() -> PreferenceModel | None:
     _save_profiles(fit, version)
     model.fit_seconds = time.perf_counter() - started
     model.save(update_fields=["fit_seconds"])
-    store.model_changed()
+    model_changed()
     logger.info(
         "Fitted %s: %s shoppers, %s decisions in %.2f s",
         version,
@@ -165,9 +167,10 @@ def preference_fit_full() -> PreferenceModel | None:
 
 def preference_update_recent(*, minutes: int = 10) -> int:
     """Refit the shoppers active in the last minutes under the current population."""
+    # stylerec.ml: loaded by the worker when it fits, not at start-up.
     from .ml.em import refit_shoppers
 
-    model = store.current_model()
+    model = current_model()
     if model is None:
         return 0
     recent = timezone.now() - timedelta(minutes=minutes)
@@ -190,7 +193,7 @@ def preference_update_recent(*, minutes: int = 10) -> int:
     return int(update.shoppers.size)
 
 
-def current_arms(model: store.LoadedModel) -> Arms:
+def current_arms(model: LoadedModel) -> Arms:
     """Arms for the current model's space, styles added since the fit included."""
     styles = _styles_with_embeddings()
     embeddings = np.asarray([embedding for _, embedding in styles], dtype=np.float64)
@@ -200,8 +203,9 @@ def current_arms(model: store.LoadedModel) -> Arms:
     return Arms(["original"] + [slug for slug, _ in styles], features)
 
 
-def base_fit(model: store.LoadedModel, *, with_shoppers: bool = False):
+def base_fit(model: LoadedModel, *, with_shoppers: bool = False):
     """The PreferenceFit of the current model (population only, or with every profile)."""
+    # stylerec.ml: loaded by the worker when it fits, not at start-up.
     from .ml.preferences import Preference, PreferenceFit
 
     d = model.population.mean.size
@@ -244,7 +248,7 @@ def _save_profiles(fit, version: str) -> None:
                 decisions=float(fit.decisions[row]),
             )
         )
-        store.preference_cached(version, shopper_id, data)
+        preference_cached(version, shopper_id, data)
     ShopperProfile.objects.bulk_create(
         batch,
         update_conflicts=True,
@@ -262,10 +266,10 @@ def evaluate_current(
     The policies are fitted on the older decisions and scored on the newest `holdout`
     share, which they never saw: scoring a fit on its own training data flatters it.
     """
+    # stylerec.ml: loaded by the worker when it fits, not at start-up.
     from .ml.evaluate import LoggedDecisions, evaluate_holdout
-    from .ml.policy import ExplorationSettings
 
-    model = store.current_model()
+    model = current_model()
     if model is None:
         return None
     arms = current_arms(model)
@@ -274,7 +278,7 @@ def evaluate_current(
     total = int(logs["id"].size)
     if total < 20:
         return {"decisions": total, "scored": 0, "version": model.version, "policies": {}}
-    settings = store.loop_settings()
+    settings = loop_settings()
     newest = np.arange(total) >= int(round(total * (1 - holdout)))  # ids ascend with time
     report = evaluate_holdout(
         LoggedDecisions(
@@ -282,12 +286,7 @@ def evaluate_current(
         ),
         newest,
         arms.features,
-        ExplorationSettings(
-            policy=settings.policy,
-            uniform_share=settings.uniform_share,
-            strength=settings.exploration_strength,
-            draws=conf.THOMPSON_DRAWS,
-        ),
+        exploration_settings(settings),
         np.random.default_rng(seed),
     )
     policies = {}

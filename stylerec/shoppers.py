@@ -1,7 +1,12 @@
-"""Who is shopping: the session's or the account's shopper, merging, and forgetting."""
+"""Who is shopping: anonymous and signed-in shoppers on the web and in apps, merging their
+histories on sign-in, exporting and forgetting what is held about them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.contrib.auth.signals import user_logged_in
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from .models import Decision, Event, Shopper, ShopperProfile
@@ -31,6 +36,79 @@ def shopper_for_user(user) -> Shopper:
     return shopper
 
 
+def account_shopper(user) -> Shopper:
+    """The account's shopper. Another request may create it, or forget it, in between:
+    get_or_create then raises, and asking again settles it."""
+    try:
+        return shopper_for_user(user)
+    except IntegrityError:
+        return shopper_for_user(user)
+
+
+def request_shopper(request) -> Shopper:
+    """The API caller's shopper: token auth, account, or the web session (created if new)."""
+    if isinstance(request.auth, Shopper):
+        return request.auth
+    if request.user and request.user.is_authenticated:
+        return account_shopper(request.user)
+    return shopper_for_request(request._request)
+
+
+def existing_shopper(request) -> Shopper | None:
+    """The API caller's shopper if there is one already; unlike request_shopper, never
+    creates a session shopper, so clients without cookies do not leave a shopper per request."""
+    if isinstance(request.auth, Shopper):
+        return request.auth
+    if request.user and request.user.is_authenticated:
+        return account_shopper(request.user)
+    session = getattr(request._request, "session", None)
+    if session is not None and session.get(SESSION_KEY):
+        return Shopper.objects.filter(pk=session[SESSION_KEY], user=None).first()
+    return None
+
+
+def shopper_create_anonymous() -> Shopper:
+    """A shopper for a fresh app install; the app keeps its token until it signs in."""
+    return Shopper.objects.create()
+
+
+@dataclass(frozen=True)
+class SignIn:
+    token: str
+    shopper: Shopper
+    merged: bool
+
+
+@transaction.atomic
+def shopper_sign_in(*, request: HttpRequest, user, anonymous_token: str | None = None) -> SignIn:
+    """Sign an account in from an app: an API token, and the install's history merged in.
+
+    An unknown or already merged anonymous token is not an error, so a retried sign-in
+    answers the same.
+    """
+    # rest_framework.authtoken: installed by shops whose apps sign in, needed by no one else.
+    from rest_framework.authtoken.models import Token
+
+    # Django's own bookkeeping (last_login) and stylerec's merge of a web session shopper.
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
+    target = account_shopper(user)
+    source = None
+    if anonymous_token:
+        source = Shopper.objects.filter(token=anonymous_token, user=None).first()
+    if source is not None:
+        target = shopper_merge(source=source, target=target)
+    token, _ = Token.objects.get_or_create(user=user)
+    return SignIn(token=token.key, shopper=target, merged=source is not None)
+
+
+def shopper_sign_out(*, user) -> None:
+    """Revoke the account's API token (every app signed in with it must sign in again)."""
+    # rest_framework.authtoken: installed by shops whose apps sign in, needed by no one else.
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.filter(user=user).delete()
+
+
 @transaction.atomic
 def shopper_merge(*, source: Shopper, target: Shopper) -> Shopper:
     """Move an anonymous shopper's history into `target` (sign-in on web or app)."""
@@ -58,6 +136,15 @@ def shopper_merge(*, source: Shopper, target: Shopper) -> Shopper:
     return target
 
 
+def shopper_merge_session(*, request: HttpRequest, user) -> None:
+    """On a web sign-in: the session's anonymous shopper is merged into the account's."""
+    anonymous = Shopper.objects.filter(pk=request.session.get(SESSION_KEY), user=None).first()
+    if anonymous is not None:
+        shopper_merge(source=anonymous, target=account_shopper(user))
+    request.session.pop(SESSION_KEY, None)
+    request._stylerec_shopper = None
+
+
 @transaction.atomic
 def shopper_forget(*, shopper: Shopper) -> dict[str, int]:
     """Delete everything held about the shopper: events, decisions, profile, the shopper."""
@@ -70,15 +157,47 @@ def shopper_forget(*, shopper: Shopper) -> dict[str, int]:
     return counts
 
 
-def _merge_on_login(sender, request, user, **kwargs) -> None:
-    if request is None or not hasattr(request, "session"):
-        return
-    anonymous = Shopper.objects.filter(pk=request.session.get(SESSION_KEY), user=None).first()
-    if anonymous is not None:
-        shopper_merge(source=anonymous, target=shopper_for_user(user))
-    request.session.pop(SESSION_KEY, None)
-    request._stylerec_shopper = None
+def shopper_export(*, shopper: Shopper) -> dict:
+    """Everything stylerec holds about the shopper, in JSON-ready types."""
+    profile = ShopperProfile.objects.filter(shopper=shopper).first()
+    exported_profile = None
+    if profile is not None:
+        # stylerec.ml: not at start-up, where the login receiver imports this module.
+        from .ml.preferences import Preference
 
-
-def connect() -> None:
-    user_logged_in.connect(_merge_on_login, dispatch_uid="stylerec-merge")
+        preference = Preference.from_bytes(bytes(profile.preference))
+        exported_profile = {
+            "model_version": profile.model_version,
+            "decisions": profile.decisions,
+            "updated_at": profile.updated_at,
+            "preference_mean": [round(float(x), 6) for x in preference.mean],
+            "preference_covariance": [[round(float(x), 6) for x in row] for row in preference.cov],
+        }
+    decisions = Decision.objects.filter(shopper=shopper).order_by("pk")
+    events = Event.objects.filter(shopper=shopper).order_by("pk")
+    return {
+        "shopper": shopper,
+        "profile": exported_profile,
+        "decisions": decisions.values(
+            "id",
+            "product_id",
+            "candidates",
+            "probabilities",
+            "chosen",
+            "propensity",
+            "model_version",
+            "policy",
+            "context",
+            "created_at",
+        ),
+        "events": events.values(
+            "id",
+            "kind",
+            "decision_id",
+            "product_id",
+            "style_slug",
+            "occurred_at",
+            "received_at",
+            "source",
+        ),
+    }

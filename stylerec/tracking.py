@@ -5,9 +5,9 @@ import logging
 
 from django.http import HttpRequest
 
-from . import decision_log
 from .events import record_server_event
 from .models import Decision, Event
+from .serving import decision_log
 from .shoppers import shopper_for_request
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ def clean_media_root():
 def close_decision_logs():
     """The decision log's own connections would keep the test database from being dropped."""
     yield
-    from stylerec import decision_log
+    from stylerec.serving import decision_log
 
     decision_log.close()
 

@@ -2,7 +2,6 @@
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -16,14 +15,21 @@ from rest_framework.views import APIView
 
 from styletransfer.api.base import Pagination, TokenAuthentication, error_responses
 
-from ..chooser import choose_images, device_class
 from ..events import decisions_of, events_ingest
-from ..models import Shopper
-from ..selectors import products_for_api, shopper_export, shopper_preferences
-from ..services import shopper_create_anonymous, shopper_sign_in, shopper_sign_out
-from ..shoppers import SESSION_KEY, shopper_for_request, shopper_for_user, shopper_forget
+from ..serving.chooser import choose_images, device_class
+from ..shoppers import (
+    SESSION_KEY,
+    existing_shopper,
+    request_shopper,
+    shopper_create_anonymous,
+    shopper_export,
+    shopper_forget,
+    shopper_sign_in,
+    shopper_sign_out,
+)
 from . import schema  # noqa: F401  (registers the schema of the shopper authentications)
 from .authentication import CsrfFreeSessionAuthentication, ShopperTokenAuthentication
+from .selectors import products_for_api, shopper_preferences
 from .serializers import (
     AnonymousShopperSerializer,
     EventBatchSerializer,
@@ -39,15 +45,6 @@ from .serializers import (
     product_serializer,
 )
 from .throttling import ShopperScopedRateThrottle
-
-
-def request_shopper(request) -> Shopper:
-    """The calling shopper: token auth, account, or the web session (created if new)."""
-    if isinstance(request.auth, Shopper):
-        return request.auth
-    if request.user and request.user.is_authenticated:
-        return account_shopper(request.user)
-    return shopper_for_request(request._request)
 
 
 class EventsView(APIView):
@@ -100,28 +97,6 @@ class EventsView(APIView):
 # --- Who is calling ----------------------------------------------------------------------------
 
 SHOPPER_AUTHENTICATION = [ShopperTokenAuthentication, TokenAuthentication, SessionAuthentication]
-
-
-def account_shopper(user) -> Shopper:
-    """The account's shopper. Another request may create it, or forget it, in between:
-    get_or_create then raises, and asking again settles it."""
-    try:
-        return shopper_for_user(user)
-    except IntegrityError:
-        return shopper_for_user(user)
-
-
-def existing_shopper(request) -> Shopper | None:
-    """The calling shopper if there is one already; unlike request_shopper, never creates
-    a session shopper, so clients without cookies do not leave a shopper per request."""
-    if isinstance(request.auth, Shopper):
-        return request.auth
-    if request.user and request.user.is_authenticated:
-        return account_shopper(request.user)
-    session = getattr(request._request, "session", None)
-    if session is not None and session.get(SESSION_KEY):
-        return Shopper.objects.filter(pk=session[SESSION_KEY], user=None).first()
-    return None
 
 
 class IsShopper(BasePermission):

@@ -4,7 +4,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from ..chooser import choose_images, device_class
+from ..serving.chooser import choose_images, device_class
 from ..shoppers import shopper_for_request
 from ..tracking import CLICK_PARAM
 

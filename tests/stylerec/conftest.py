@@ -1,29 +1,9 @@
-"""A small shop with styles whose renditions are ready, for the loop's tests."""
+"""Fixtures of the loop's tests: a fresh cache per test, and a small shop (see helpers)."""
 
-import numpy as np
 import pytest
 from django.core.cache import cache
-from django.core.files.base import ContentFile
 
-from storefront.models import Category, Product
-from styletransfer import rendering, services
-from styletransfer.models import Style
-from tests.styletransfer.factories import make_style, product_png
-
-STYLE_SLUGS = ["ink", "sun", "sea"]
-
-
-def fake_embedding(index: int, dim: int = 64) -> list[float]:
-    """Stand-in for the VGG statistics the render worker computes (tested in styletransfer)."""
-    rng = np.random.default_rng(index)
-    return (np.abs(rng.normal(1.0, 0.5, dim)) + 0.1).round(5).tolist()
-
-
-def give_embedding(style: Style, index: int) -> None:
-    Style.objects.filter(pk=style.pk).update(
-        embedding=fake_embedding(index), embedding_hash=style.reference_hash
-    )
-    style.refresh_from_db()
+from .helpers import make_shop
 
 
 @pytest.fixture(autouse=True)
@@ -43,54 +23,3 @@ def shop(db, django_capture_on_commit_callbacks):
 def shop_committed(transactional_db):
     """The same shop, committed: for code paths that differ outside a transaction."""
     return make_shop()
-
-
-def make_shop() -> dict:
-    category = Category.objects.create(name="Cups", slug="cups")
-    products = []
-    for number in range(6):
-        product = Product(slug=f"cup-{number}", name=f"Cup {number}", price=5, category=category)
-        product.image.save(
-            f"cup{number}.png", ContentFile(product_png((40 * number, 120, 200))), save=True
-        )
-        products.append(product)
-    styles = []
-    for index, slug in enumerate(STYLE_SLUGS):
-        style = make_style(slug, engine="color", active=True, seed=index)
-        give_embedding(style, index)
-        styles.append(style)
-    sources = services.source_images_of(products)
-    for source in sources.values():
-        for style in styles:
-            rendition = services.rendition_request(source=source, style=style)
-            rendering.rendition_render(rendition_id=rendition.pk)
-    return {"products": products, "styles": styles}
-
-
-def log_uniform_decisions(shopper, product, *, rounds: int = 40, clicked: str = "sun") -> None:
-    """`rounds` uniform decisions per arm for one product; the shopper clicks one style."""
-    from django.utils import timezone
-
-    from stylerec.models import Decision, Event
-
-    arms = ["original", *STYLE_SLUGS]
-    for _ in range(rounds):
-        for arm in arms:
-            decision = Decision.objects.create(
-                shopper=shopper,
-                product_id=str(product.pk),
-                candidates=arms,
-                probabilities=[1 / len(arms)] * len(arms),
-                chosen=arm,
-                propensity=1 / len(arms),
-                model_version="test",
-                policy="uniform",
-            )
-            if arm == clicked:
-                Event.objects.create(
-                    shopper=shopper,
-                    kind="click",
-                    decision=decision,
-                    product_id=str(product.pk),
-                    occurred_at=timezone.now(),
-                )

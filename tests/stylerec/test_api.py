@@ -5,9 +5,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from stylerec import store
 from stylerec.fitting import preference_fit_full
+from stylerec.loop_settings import loop_settings_changed
 from stylerec.models import Decision, Event, LoopSettings, Shopper, ShopperProfile
+from stylerec.serving.state import current_model
 
 from .api_client import app_install, event, signed_in
 
@@ -96,7 +97,7 @@ def test_a_race_for_the_accounts_shopper_is_settled(db, ann, monkeypatch):
     """Two requests of one account create (or one forgets) its shopper at the same time."""
     from django.db import IntegrityError
 
-    from stylerec.api import views
+    from stylerec import shoppers
 
     calls = []
 
@@ -106,7 +107,7 @@ def test_a_race_for_the_accounts_shopper_is_settled(db, ann, monkeypatch):
             raise IntegrityError("duplicate key value violates unique constraint")
         return Shopper.objects.get_or_create(user=user)[0]
 
-    monkeypatch.setattr(views, "shopper_for_user", racing)
+    monkeypatch.setattr(shoppers, "shopper_for_user", racing)
     client = signed_in("ann", PASSWORD)
     calls.clear()
     response = client.get("/api/v1/me/")
@@ -213,7 +214,7 @@ def test_originals_only_and_personalization_off_show_originals(shop):
     assert {p["personalized"]["style"] for p in products(client)["results"]} == {"original"}
     client.patch("/api/v1/me/", {"originals_only": False}, format="json")
     LoopSettings.objects.create(personalization_enabled=False)
-    store.loop_settings_changed()
+    loop_settings_changed()
     assert {p["personalized"]["style"] for p in products(client)["results"]} == {"original"}
     for wrong in ("maybe", 0, "on"):
         response = client.patch("/api/v1/me/", {"originals_only": wrong}, format="json")
@@ -323,7 +324,7 @@ def test_export_holds_everything_about_me_and_nothing_about_others(shop):
     assert [e["id"] for e in export["events"]] == list(
         Event.objects.filter(shopper=me).values_list("pk", flat=True)
     )
-    assert export["profile"]["model_version"] == store.current_model().version
+    assert export["profile"]["model_version"] == current_model().version
     assert len(export["profile"]["preference_mean"]) == len(
         export["profile"]["preference_covariance"]
     )
@@ -414,7 +415,7 @@ def test_a_differently_shaped_shop_gets_the_same_api(db, settings):
     from tests.styletransfer.factories import make_style, product_png
     from tests.testshop.models import Item, ItemPhoto
 
-    from .conftest import give_embedding
+    from .helpers import give_embedding
 
     settings.STYLETRANSFER = {
         "PRODUCT_MODEL": "testshop.Item",

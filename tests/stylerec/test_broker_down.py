@@ -6,8 +6,7 @@ from styletransfer import services
 from styletransfer.models import Rendition
 from tests.styletransfer.factories import make_style
 
-from .conftest import give_embedding
-from .test_loop import images, post_events
+from .helpers import give_embedding, images, post_events
 
 
 def test_shop_serves_and_stores_events_while_the_broker_is_down(client, shop, broker_down):

@@ -6,10 +6,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from stylerec import store
-from stylerec.analytics import style_performance, wilson_interval
-from stylerec.charts import Interval, Series, interval_chart, line_chart, stacked_bars
+from stylerec.dashboard.analytics import style_performance, wilson_interval
+from stylerec.dashboard.charts import Interval, Series, interval_chart, line_chart, stacked_bars
 from stylerec.fitting import preference_fit_full
+from stylerec.loop_settings import loop_settings
 from stylerec.models import Decision, Event, LoopSettings, Shopper
 from styletransfer import rendering
 from styletransfer.models import Rendition
@@ -135,7 +135,7 @@ def test_only_staff_with_the_permission_see_it(client, django_user_model, shop):
     assert "Turn personalization off" not in html, "looking is not changing"
     response = client.post(DASHBOARD, {"action": "personalization", "enabled": "off"})
     assert response.status_code == 403
-    assert store.loop_settings().personalization_enabled
+    assert loop_settings().personalization_enabled
 
 
 def test_the_switch_turns_personalization_off_at_once(boss, client, shop):
@@ -150,7 +150,7 @@ def test_the_switch_turns_personalization_off_at_once(boss, client, shop):
     assert set(re.findall(r'data-style="([^"]+)"', html)) == {"original"}
     assert "off: everyone sees the original photos" in boss.get(DASHBOARD).content.decode()
     boss.post(DASHBOARD, {"action": "personalization", "enabled": "on"})
-    assert store.loop_settings().personalization_enabled is True
+    assert loop_settings().personalization_enabled is True
 
 
 def test_exploration_settings_are_changed_and_checked(boss, shop):
@@ -164,7 +164,7 @@ def test_exploration_settings_are_changed_and_checked(boss, shop):
         },
     )
     assert response.status_code == 302
-    settings = store.loop_settings()
+    settings = loop_settings()
     assert (settings.policy, settings.uniform_share, settings.exploration_strength) == (
         "softmax",
         0.1,
@@ -181,14 +181,14 @@ def test_exploration_settings_are_changed_and_checked(boss, shop):
         follow=True,
     )
     assert "strength" in refused.content.decode()
-    assert store.loop_settings().uniform_share == 0.1, "nothing changed"
+    assert loop_settings().uniform_share == 0.1, "nothing changed"
     out_of_range = boss.post(
         DASHBOARD,
         {"action": "exploration", "policy": "greedy", "uniform_percent": "150"},
         follow=True,
     )
     assert "Uniform bucket" in out_of_range.content.decode()
-    assert store.loop_settings().policy == "softmax"
+    assert loop_settings().policy == "softmax"
 
 
 def test_the_loop_shows_its_model_and_offline_evaluation(boss, history):

@@ -7,12 +7,12 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from stylerec import chooser, decision_log
-from stylerec.decision_log import DecisionRow, log_decisions
 from stylerec.fitting import preference_fit_full
 from stylerec.models import Decision, Shopper
+from stylerec.serving import chooser, decision_log
+from stylerec.serving.decision_log import DecisionRow, log_decisions
 
-from .test_loop import images
+from .helpers import images
 
 pytestmark = pytest.mark.django_db(transaction=True)
 postgresql_only = pytest.mark.skipif(
@@ -142,7 +142,7 @@ def test_a_lost_log_connection_costs_no_decision(shop_committed, caplog):
     backend = log_backend()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [backend])
-    caplog.set_level(logging.WARNING, logger="stylerec.decision_log")
+    caplog.set_level(logging.WARNING, logger="stylerec.serving.decision_log")
     with decision_log.deferred():
         ids = log_page(shopper.pk)
     assert "writing inline" in caplog.text
@@ -161,7 +161,7 @@ def test_decisions_of_a_shopper_forgotten_meanwhile_are_dropped_and_logged(shop_
     gone = Shopper.objects.create()
     gone_id = gone.pk
     gone.delete()
-    caplog.set_level(logging.WARNING, logger="stylerec.decision_log")
+    caplog.set_level(logging.WARNING, logger="stylerec.serving.decision_log")
     with decision_log.deferred():
         ids = log_page(gone_id)
     assert "Lost 3 decisions" in caplog.text

@@ -7,29 +7,14 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from stylerec import store
-from stylerec.chooser import choose_images
 from stylerec.fitting import preference_fit_full
+from stylerec.loop_settings import loop_settings_changed
 from stylerec.models import Decision, Event, LoopSettings, Shopper, ShopperProfile
+from stylerec.serving import state
+from stylerec.serving.chooser import choose_images
 from stylerec.shoppers import shopper_forget
 
-from .conftest import give_embedding, log_uniform_decisions
-
-IMG = re.compile(r'<img [^>]*class="stylerec-image[^>]*>')
-
-
-def images(html: str) -> list[dict]:
-    found = []
-    for tag in IMG.findall(html):
-        attrs = dict(re.findall(r'(data-[a-z]+|src)="([^"]*)"', tag))
-        found.append(attrs)
-    return found
-
-
-def post_events(client, events, **extra):
-    return client.post(
-        "/api/v1/events/", {"events": events}, content_type="application/json", **extra
-    )
+from .helpers import give_embedding, images, log_uniform_decisions, post_events
 
 
 def test_catalogue_logs_a_decision_per_image(client, shop):
@@ -169,14 +154,14 @@ def test_click_through_is_recorded_without_javascript(client, shop):
 
 def test_fit_moves_a_shopper_towards_what_they_click(shop):
     preference_fit_full()
-    model = store.current_model()
+    model = state.current_model()
     fan = Shopper.objects.create()
-    arms = store.arm_table(model, list(shop["styles"]))
-    before = store.shopper_preference(model, fan.pk).scores(arms)
+    arms = state.arm_table(model, list(shop["styles"]))
+    before = state.shopper_preference(model, fan.pk).scores(arms)
     log_uniform_decisions(fan, shop["products"][0], clicked="sun")
     preference_fit_full()
-    model = store.current_model()
-    after = store.shopper_preference(model, fan.pk).scores(store.arm_table(model, shop["styles"]))
+    model = state.current_model()
+    after = state.shopper_preference(model, fan.pk).scores(state.arm_table(model, shop["styles"]))
     sun = 2  # arms: original, ink, sun, sea
     assert after[sun] == max(after), "the clicked style scores highest"
     assert after[sun] - np.mean(after) > before[sun] - np.mean(before)
@@ -185,9 +170,9 @@ def test_fit_moves_a_shopper_towards_what_they_click(shop):
 
 def test_a_new_shopper_gets_the_population_preference(shop):
     preference_fit_full()
-    model = store.current_model()
+    model = state.current_model()
     newcomer = Shopper.objects.create()
-    preference = store.shopper_preference(model, newcomer.pk)
+    preference = state.shopper_preference(model, newcomer.pk)
     assert np.allclose(preference.mean, model.population.mean)
 
 
@@ -213,7 +198,7 @@ def test_a_new_style_is_scored_before_any_click(shop):
 
 def test_switching_personalization_off_shows_originals(client, shop):
     LoopSettings.objects.create(personalization_enabled=False)
-    store.loop_settings_changed()
+    loop_settings_changed()
     shown = images(client.get("/").content.decode())
     assert {image["data-style"] for image in shown} == {"original"}
     assert Decision.objects.count() == 0
@@ -330,7 +315,7 @@ def test_incremental_update_refits_recently_active_shoppers(client, shop):
 
     client.get("/")
     preference_fit_full()
-    model = store.current_model()
+    model = state.current_model()
     shopper = Shopper.objects.get()
     # page views alone say nothing about taste: the shopper starts from the population
     assert not ShopperProfile.objects.filter(shopper=shopper).exists()
@@ -342,7 +327,7 @@ def test_incremental_update_refits_recently_active_shoppers(client, shop):
     profile = ShopperProfile.objects.get(shopper=shopper)
     assert profile.model_version == model.version
     assert bytes(profile.preference) != model.population.to_bytes()
-    assert store.current_model().version == model.version, "the population is kept"
+    assert state.current_model().version == model.version, "the population is kept"
 
 
 def test_events_recorded_inside_a_callers_transaction_keep_its_commit_durable(shop):

@@ -3,13 +3,13 @@
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from stylerec.chooser import choose_images, seed_sampling
 from stylerec.conf import conf
 from stylerec.events import events_ingest
 from stylerec.fitting import current_arms, preference_fit_full
 from stylerec.ml.simulate import make_shoppers
 from stylerec.models import Decision, Shopper
-from stylerec.store import current_model
+from stylerec.serving.chooser import choose_images, seed_sampling
+from stylerec.serving.state import current_model
 from styletransfer.models import Style
 
 

@@ -1,17 +1,27 @@
-"""Receivers: merge shoppers on login; refit when a style's embedding changes."""
+"""Receivers: merge shoppers on login; refit and drop the cached styles when a style changes."""
 
 import logging
 
+from django.contrib.auth.signals import user_logged_in
+from django.db.models.signals import post_delete, post_save
+
+from styletransfer.models import Style
 from styletransfer.signals import style_embedding_updated
 
-from .shoppers import connect as connect_login
+from .serving.state import styles_changed
+from .shoppers import shopper_merge_session
+from .tasks import fit
 
 logger = logging.getLogger(__name__)
 
 
-def _refit_soon(sender, style, **kwargs) -> None:
-    from .tasks import fit
+def _merge_on_login(sender, request, user, **kwargs) -> None:
+    if request is None or not hasattr(request, "session"):
+        return
+    shopper_merge_session(request=request, user=user)
 
+
+def _refit_soon(sender, style, **kwargs) -> None:
     try:
         fit.apply_async(countdown=5, retry=False)
     except Exception as exc:  # celery beat refits later anyway
@@ -19,13 +29,7 @@ def _refit_soon(sender, style, **kwargs) -> None:
 
 
 def connect() -> None:
-    from django.db.models.signals import post_delete, post_save
-
-    from styletransfer.models import Style
-
-    from .store import styles_changed
-
-    connect_login()
+    user_logged_in.connect(_merge_on_login, dispatch_uid="stylerec-merge")
     style_embedding_updated.connect(_refit_soon, dispatch_uid="stylerec-refit")
     # The chooser caches the active styles; any change to a style drops that cache.
     for signal in (post_save, post_delete, style_embedding_updated):

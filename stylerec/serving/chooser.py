@@ -13,9 +13,18 @@ from django.dispatch import receiver
 from styletransfer import shown as rendition_shown
 from styletransfer.conf import conf as styletransfer_conf
 
-from . import store
+from ..conf import conf
+from ..loop_settings import exploration_settings, loop_settings
+from ..models import Decision, Shopper
 from .decision_log import DecisionRow, log_decisions
-from .models import Decision, Shopper
+from .state import (
+    PageState,
+    active_styles,
+    arm_table,
+    current_model,
+    page_state,
+    shopper_preference,
+)
 
 logger = logging.getLogger(__name__)
 ORIGINAL = Decision.ORIGINAL
@@ -52,14 +61,14 @@ def choose_images(*, shopper: Shopper | None, products, context: dict | None = N
     # decisions' INSERT): the loop's settings, the styles, the model's version, the shopper's
     # preference, and each product's image hash and ready renditions.
     lookup = rendition_shown.ProductLookup(products)
-    same_cache = lookup.cache_alias == store.conf.CACHE_ALIAS
-    found = store.prefetch(shopper.pk, lookup.cache_keys if same_cache else ())
-    settings = store.loop_settings(found)
+    same_cache = lookup.cache_alias == conf.CACHE_ALIAS
+    page = page_state(shopper.pk, lookup.cache_keys if same_cache else None)
+    settings = loop_settings(page.settings)
     if not settings.personalization_enabled:
         return {p.pk: _original(p) for p in products}
-    styles = store.active_styles(found)
-    images = lookup.resolve(styles, found if same_cache else None)
-    return _decide(shopper, products, styles, images, settings, context or {}, found)
+    styles = active_styles(page.styles)
+    images = lookup.resolve(styles, page.rendition_entries)
+    return _decide(shopper, products, styles, images, settings, context or {}, page)
 
 
 def _original(product, decision_id: int | None = None) -> Shown:
@@ -68,10 +77,11 @@ def _original(product, decision_id: int | None = None) -> Shown:
     return Shown(product.pk, url, ORIGINAL, decision_id)
 
 
-def _decide(shopper, products, styles, images, settings, context, found) -> dict:
-    from .ml.policy import ExplorationSettings, choose
+def _decide(shopper, products, styles, images, settings, context, page: PageState) -> dict:
+    # stylerec.ml: loaded by the first personalized page, not with the URLs.
+    from ..ml.policy import choose
 
-    model = store.current_model(found)
+    model = current_model(page.model_version)
     arms = [ORIGINAL] + [s.slug for s in styles]
     pks = [product.pk for product in products]
     no_images = rendition_shown.NO_IMAGES
@@ -84,14 +94,9 @@ def _decide(shopper, products, styles, images, settings, context, found) -> dict
         chosen = np.array([_rng.choice(len(arms), p=p) for p in probabilities])
         version, policy = "none", "uniform"
     else:
-        exploration = ExplorationSettings(
-            policy=settings.policy,
-            uniform_share=settings.uniform_share,
-            strength=settings.exploration_strength,
-            draws=store.conf.THOMPSON_DRAWS,
-        )
-        preference = store.shopper_preference(model, shopper.pk, found)
-        choice = choose(preference, store.arm_table(model, styles), mask, exploration, _rng)
+        exploration = exploration_settings(settings)
+        preference = shopper_preference(model, shopper.pk, page.preference)
+        choice = choose(preference, arm_table(model, styles), mask, exploration, _rng)
         probabilities, chosen = choice.probabilities, choice.chosen
         version, policy = model.version, settings.policy
     chosen, exact, rounded = (
@@ -133,13 +138,14 @@ def _decide(shopper, products, styles, images, settings, context, found) -> dict
     return shown
 
 
+# Local storages' URLs by (base URL, name), in each process until 50,000 are kept or the
+# storage settings change.
 _urls: dict[tuple, str] = {}
 
 
 def _file_url(storage, name: str) -> str:
     """The stored file's URL. A local storage's URL is a pure function of the name, so it is
-    kept (urljoin costs ~10 us, a quarter of a millisecond per page); other storages may
-    sign or expire their URLs, so they are asked every time."""
+    kept; other storages may sign or expire their URLs, so they are asked every time."""
     if not isinstance(storage, FileSystemStorage):
         return storage.url(name)
     key = (storage.base_url, name)

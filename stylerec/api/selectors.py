@@ -1,4 +1,4 @@
-"""Reads for the API: the shop's products, a shopper's preferences, and all data held on them."""
+"""Reads for the API: the shop's products and a shopper's preferences in words."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from django.db.models import Q, QuerySet
 
 from styletransfer.models import Style
 
-from . import store
-from .conf import conf
-from .models import Decision, Event, Shopper, ShopperProfile
+from ..conf import conf
+from ..loop_settings import exploration_settings, loop_settings
+from ..models import Decision, Shopper, ShopperProfile
+from ..serving.state import arm_table, current_model, shopper_preference
 
 ORIGINAL_NAME = "Original photo"
 # Below this many fitted decisions a shopper's taste is mostly the population's.
@@ -42,9 +43,10 @@ def products_for_api(*, category: str | None = None, search: str | None = None) 
 
 def shopper_preferences(*, shopper: Shopper) -> dict:
     """The shopper's styles ranked by how they respond to them, in words and round numbers."""
-    from .ml.policy import ExplorationSettings, page_probabilities
+    # stylerec.ml: loaded by the first request that needs it, not with the URLs.
+    from ..ml.policy import page_probabilities
 
-    model = store.current_model()
+    model = current_model()
     styles = list(Style.objects.filter(active=True).exclude(embedding__isnull=True).order_by("pk"))
     profile = None
     if model is not None:
@@ -61,8 +63,8 @@ def shopper_preferences(*, shopper: Shopper) -> dict:
     if model is None:
         result["summary"] = "We have not learnt anything about styles yet: check back later."
         return result
-    arms = store.arm_table(model, styles)
-    preference = store.shopper_preference(model, shopper.pk)
+    arms = arm_table(model, styles)
+    preference = shopper_preference(model, shopper.pk)
     mean = preference.scores(arms)
     cov = preference.cov.astype(np.float64)
     spread = np.sqrt(np.clip(np.einsum("ad,de,ae->a", arms, cov, arms), 0.0, None))
@@ -70,7 +72,7 @@ def shopper_preferences(*, shopper: Shopper) -> dict:
     doubt = np.sqrt(
         np.clip(np.einsum("ad,de,ae->a", versus_original, cov, versus_original), 0.0, None)
     )
-    settings = store.loop_settings()
+    settings = loop_settings()
     if shopper.originals_only or not settings.personalization_enabled:
         shown = np.eye(len(arms))[0]
     else:
@@ -79,12 +81,7 @@ def shopper_preferences(*, shopper: Shopper) -> dict:
             preference.cov[None],
             arms,
             np.ones((1, 1, len(arms)), dtype=bool),
-            ExplorationSettings(
-                policy=settings.policy,
-                uniform_share=settings.uniform_share,
-                strength=settings.exploration_strength,
-                draws=1024,
-            ),
+            exploration_settings(settings, draws=1024),
             np.random.default_rng(shopper.pk),
         )[0, 0]
     names = [(Decision.ORIGINAL, ORIGINAL_NAME)] + [(s.slug, s.name) for s in styles]
@@ -130,48 +127,3 @@ def _summary(ranked: list[dict], decisions: int, personalized: bool, shopper: Sh
     if shopper.originals_only:
         sentence += " You asked for original photos, so that is all you see."
     return sentence
-
-
-def shopper_export(*, shopper: Shopper) -> dict:
-    """Everything stylerec holds about the shopper, in JSON-ready types."""
-    profile = ShopperProfile.objects.filter(shopper=shopper).first()
-    exported_profile = None
-    if profile is not None:
-        from .ml.preferences import Preference
-
-        preference = Preference.from_bytes(bytes(profile.preference))
-        exported_profile = {
-            "model_version": profile.model_version,
-            "decisions": profile.decisions,
-            "updated_at": profile.updated_at,
-            "preference_mean": [round(float(x), 6) for x in preference.mean],
-            "preference_covariance": [[round(float(x), 6) for x in row] for row in preference.cov],
-        }
-    decisions = Decision.objects.filter(shopper=shopper).order_by("pk")
-    events = Event.objects.filter(shopper=shopper).order_by("pk")
-    return {
-        "shopper": shopper,
-        "profile": exported_profile,
-        "decisions": decisions.values(
-            "id",
-            "product_id",
-            "candidates",
-            "probabilities",
-            "chosen",
-            "propensity",
-            "model_version",
-            "policy",
-            "context",
-            "created_at",
-        ),
-        "events": events.values(
-            "id",
-            "kind",
-            "decision_id",
-            "product_id",
-            "style_slug",
-            "occurred_at",
-            "received_at",
-            "source",
-        ),
-    }

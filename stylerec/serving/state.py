@@ -1,20 +1,35 @@
-"""The fitted model as the request path reads it: cached, never fitted here."""
+"""What the request path reads: the fitted model, preferences and active styles, cached.
+
+Nothing is fitted here. Lifetimes of what is kept:
+
+- in the cache (`conf.CACHE_ALIAS`, `conf.CACHE_TIMEOUT`): the model's payload and version
+  until the next full fit, each shopper's preference until it is fitted again (an entry of
+  an older model version is ignored), the active styles until a style is saved or deleted,
+  and the loop settings (`loop_settings`) until staff change them;
+- in each thread: the decoded model until the cached version changes, and the arm table
+  until the model version or an active style's embedding changes.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.core.cache import caches
 
-from .conf import conf
-from .models import LoopSettings, PreferenceModel, ShopperProfile
+from styletransfer.models import Style
+
+from ..conf import conf
+from ..loop_settings import SETTINGS_KEY
+from ..models import LoopSettings, PreferenceModel, ShopperProfile
 
 MODEL_KEY = "stylerec:model"
 MODEL_VERSION_KEY = "stylerec:model-version"
-SETTINGS_KEY = "stylerec:settings"
+STYLES_KEY = "stylerec:styles"
 NO_PROFILE = b""
 
 _local = threading.local()
@@ -29,27 +44,59 @@ class LoadedModel:
     noise_var: float
 
 
+@dataclass(frozen=True)
+class ActiveStyle:
+    """What the request path needs of a style; the embedding itself stays in the database."""
+
+    pk: int
+    slug: str
+    version: int
+    params_hash: str
+    embedding_hash: str
+
+
+@dataclass(frozen=True)
+class PageState:
+    """What one cache round trip found for a page; None where the cache had nothing (or was
+    unreachable), and the readers below fall back to the database as on any miss."""
+
+    shopper_id: int
+    settings: LoopSettings | None
+    styles: list[ActiveStyle] | None
+    model_version: str | None
+    preference: tuple[str, bytes] | None  # (model version, Preference bytes)
+    rendition_entries: Mapping[str, Any] | None  # the values read for `extra_keys`
+
+
+def page_state(shopper_id: int, extra_keys: Sequence[str] | None = None) -> PageState:
+    """Read what a personalized page needs in one round trip, with `extra_keys` (other
+    caches' entries on the same alias, e.g. styletransfer's ProductLookup.cache_keys)."""
+    preference_key = _preference_key(shopper_id)
+    keys = [SETTINGS_KEY, STYLES_KEY, MODEL_VERSION_KEY, preference_key, *(extra_keys or ())]
+    try:
+        found = _cache().get_many(keys)
+    except Exception:  # a cache outage slows pages down; it must not break them
+        logger.warning("Cache unreadable", exc_info=True)
+        found = {}
+    return PageState(
+        shopper_id=shopper_id,
+        settings=found.get(SETTINGS_KEY),
+        styles=found.get(STYLES_KEY),
+        model_version=found.get(MODEL_VERSION_KEY),
+        preference=found.get(preference_key),
+        rendition_entries=(
+            None if extra_keys is None else {k: found[k] for k in extra_keys if k in found}
+        ),
+    )
+
+
 def _cache():
     return caches[conf.CACHE_ALIAS]
 
 
-def prefetch(shopper_id: int, extra_keys=()) -> dict:
-    """One cache round trip for what a personalized page reads: the loop's settings, the
-    active styles, the model's version, the shopper's preference, and `extra_keys` (other
-    caches' entries on the same alias). Pass the result to loop_settings, active_styles,
-    current_model and shopper_preference."""
-    keys = [SETTINGS_KEY, STYLES_KEY, MODEL_VERSION_KEY, _preference_key(shopper_id), *extra_keys]
-    try:
-        return _cache().get_many(keys)
-    except Exception:  # a cache outage slows pages down; it must not break them
-        logger.warning("Cache unreadable", exc_info=True)
-        return {}
-
-
-def current_model(found: dict | None = None) -> LoadedModel | None:
-    """The latest full fit, decoded once per process and version: a warm page reads only its
-    version from the cache (`found`, from prefetch, saves that round trip too)."""
-    version = (found if found is not None else {}).get(MODEL_VERSION_KEY)
+def current_model(version: str | None = None) -> LoadedModel | None:
+    """The latest full fit, decoded once per thread and version: a warm page reads only its
+    version from the cache (`version`, from page_state, saves that round trip too)."""
     if version is None:
         version = _cache().get(MODEL_VERSION_KEY)
     loaded = getattr(_local, "model", None)
@@ -64,8 +111,9 @@ def current_model(found: dict | None = None) -> LoadedModel | None:
         _cache().set(MODEL_KEY, payload, conf.CACHE_TIMEOUT)
     _cache().set(MODEL_VERSION_KEY, payload["version"], conf.CACHE_TIMEOUT)
     if loaded is None or loaded.version != payload["version"]:
-        from .ml.preferences import Preference
-        from .ml.space import StyleSpace
+        # stylerec.ml: not at start-up, where the admin imports this module.
+        from ..ml.preferences import Preference
+        from ..ml.space import StyleSpace
 
         loaded = LoadedModel(
             version=payload["version"],
@@ -85,14 +133,15 @@ def _preference_key(shopper_id: int) -> str:
     return f"stylerec:pref:{shopper_id}"
 
 
-def shopper_preference(model: LoadedModel, shopper_id: int, found: dict | None = None):
+def shopper_preference(
+    model: LoadedModel, shopper_id: int, cached: tuple[str, bytes] | None = None
+):
     """The shopper's fitted preference, or the population's for a shopper not fitted yet."""
-    from .ml.preferences import Preference
+    # stylerec.ml: not at start-up, where the admin imports this module.
+    from ..ml.preferences import Preference
 
-    key = _preference_key(shopper_id)
-    cached = (found if found is not None else {}).get(key)
     if cached is None:
-        cached = _cache().get(key)
+        cached = _cache().get(_preference_key(shopper_id))
     if cached is not None and cached[0] == model.version:
         data = cached[1]
     else:
@@ -112,28 +161,12 @@ def preference_cached(model_version: str, shopper_id: int, data: bytes) -> None:
     _cache().set(_preference_key(shopper_id), (model_version, data), conf.CACHE_TIMEOUT)
 
 
-STYLES_KEY = "stylerec:styles"
-
-
-@dataclass(frozen=True)
-class ActiveStyle:
-    """What the request path needs of a style; the embedding itself stays in the database."""
-
-    pk: int
-    slug: str
-    version: int
-    params_hash: str
-    embedding_hash: str
-
-
-def active_styles(found: dict | None = None) -> list[ActiveStyle]:
+def active_styles(cached: list[ActiveStyle] | None = None) -> list[ActiveStyle]:
     """Active styles with an embedding, cached until a style is saved or deleted."""
-    styles = (found if found is not None else {}).get(STYLES_KEY)
+    styles = cached
     if styles is None:
         styles = _cache().get(STYLES_KEY)
     if styles is None:
-        from styletransfer.models import Style
-
         rows = (
             Style.objects.filter(active=True)
             .exclude(embedding__isnull=True)
@@ -149,32 +182,12 @@ def styles_changed(**kwargs) -> None:
     _cache().delete(STYLES_KEY)
 
 
-def loop_settings(found: dict | None = None) -> LoopSettings:
-    settings = (found if found is not None else {}).get(SETTINGS_KEY)
-    if settings is None:
-        settings = _cache().get(SETTINGS_KEY)
-    if settings is None:
-        settings = LoopSettings.objects.first() or LoopSettings(
-            policy=conf.POLICY,
-            uniform_share=conf.UNIFORM_SHARE,
-            exploration_strength=conf.EXPLORATION_STRENGTH,
-        )
-        _cache().set(SETTINGS_KEY, settings, conf.CACHE_TIMEOUT)
-    return settings
-
-
-def loop_settings_changed() -> None:
-    _cache().delete(SETTINGS_KEY)
-
-
 def arm_table(model: LoadedModel, styles) -> np.ndarray:
     """Arm features: row 0 the original, then one row per style (all with embeddings)."""
     key = (model.version, tuple((s.pk, s.embedding_hash) for s in styles))
     cached = getattr(_local, "arms", None)
     if cached is not None and cached[0] == key:
         return cached[1]
-    from styletransfer.models import Style
-
     by_pk = dict(Style.objects.filter(pk__in=[s.pk for s in styles]).values_list("pk", "embedding"))
     embeddings = np.asarray([by_pk[s.pk] for s in styles], dtype=np.float64)
     if len(styles):

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from styletransfer.models import Style
 
-from .conf import conf
-from .models import Decision, Event, PreferenceModel, ShopperProfile
+from ..conf import conf
+from ..fitting import evaluate_current
+from ..models import Decision, Event, PreferenceModel, ShopperProfile
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +189,6 @@ def evaluation_report(*, refresh: bool = False) -> dict | None:
     Computed on a page view only while the logs are small; otherwise when staff ask.
     Returns {"report": ..., "at": datetime} or None (not computed), with "error" on failure.
     """
-    from .fitting import evaluate_current
-
     cache = caches[conf.CACHE_ALIAS]
     cached = cache.get(EVALUATION_KEY)
     if cached is not None and not refresh:

@@ -16,9 +16,9 @@ from styletransfer import selectors as rendition_selectors
 from styletransfer.models import Rendition, Style
 from styletransfer.queues import queue_depths
 
-from . import analytics, charts, store
-from .models import Dashboard, Decision
-from .services import loop_settings_update
+from ..loop_settings import loop_settings, loop_settings_update
+from ..models import Dashboard, Decision
+from . import analytics, charts
 
 WINDOWS = (7, 30, 90)
 FAILURES_SHOWN = 20
@@ -211,7 +211,7 @@ POLICY_LABELS = {
 
 
 def _loop(request: HttpRequest) -> dict:
-    settings = store.loop_settings()
+    settings = loop_settings()
     evaluation = analytics.evaluation_report()
     report = (evaluation or {}).get("report")
     rows, chart = [], None

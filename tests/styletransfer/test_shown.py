@@ -1,5 +1,10 @@
-"""Warm catalogue pages read renditions from the cache; no change may leave them stale."""
+"""Warm catalogue pages read renditions from the cache; no change may leave them stale.
 
+The pages are the demo shop's, personalized by stylerec: its shop helper sets them up.
+"""
+
+import pytest
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.test import override_settings
@@ -8,10 +13,21 @@ from django.test.utils import CaptureQueriesContext
 from stylerec.models import Decision
 from styletransfer import invalidation, rendering, services
 from styletransfer.models import Rendition, SourceImage
+from tests.stylerec.helpers import give_embedding, images, make_shop
 from tests.styletransfer.factories import make_style, product_png
 
-from .conftest import give_embedding
-from .test_loop import images
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def shop(db, django_capture_on_commit_callbacks):
+    """Six products, three active styles with embeddings, every rendition ready."""
+    return make_shop()
 
 
 def page(client) -> list[dict]:

@@ -1,16 +1,9 @@
 """Writing a page's decisions while the page renders, committed before the page leaves.
 
-A catalogue page puts 24 decision ids in its markup, so the ids must exist before it renders,
-but the rows need not be written yet. Inside `deferred()` (the tracking middleware wraps each
-request in it) on PostgreSQL, each thread keeps a connection of its own for the log, takes
-ids from the table's sequence in blocks, and sends the page's INSERT without waiting for it:
-the database writes the rows on its own core while Python renders the template, and the
-middleware reads the outcome before the response leaves, so a shopper (or a beacon) never
-sees a decision that is not in the table. Should that background write fail, the same rows,
-ids included, are written again through Django's connection. Everywhere else (outside a
-request, inside a transaction, other databases) the rows are written at once through the ORM.
-
-The price is one more PostgreSQL connection per web worker thread, opened on its first page.
+Inside `deferred()` on PostgreSQL, ids come from the sequence in blocks and the INSERT goes
+out on a connection of the thread's own (one more per web worker thread) while the page
+renders; `wait()` reads its outcome before the response leaves, and a failed write is
+repeated, same ids, through Django's connection. Elsewhere rows are written at once.
 """
 
 from __future__ import annotations
@@ -31,8 +24,8 @@ from django.db import connections, router, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from .conf import conf
-from .models import Decision
+from ..conf import conf
+from ..models import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +224,7 @@ class _Writer:
     """A thread's own connection for the decision log, with at most one page in flight."""
 
     def __init__(self, using: str):
-        import psycopg
+        import psycopg  # PostgreSQL only: other databases never load it
 
         django_connection = connections[using]
         params = django_connection.get_connection_params()
@@ -277,7 +270,7 @@ class _Writer:
         return page.ids
 
     def wait(self) -> None:
-        import psycopg
+        import psycopg  # PostgreSQL only: other databases never load it
 
         if self.page is None:
             return

@@ -1,0 +1,85 @@
+"""The loop's live settings (one row staff change): read through the cache, written validated."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.cache import caches
+from django.db import transaction
+
+from .conf import conf
+from .models import LoopSettings
+
+if TYPE_CHECKING:
+    from .ml.policy import ExplorationSettings
+
+SETTINGS_KEY = "stylerec:settings"
+FIELDS = ["personalization_enabled", "policy", "uniform_share", "exploration_strength"]
+
+
+def loop_settings(cached: LoopSettings | None = None) -> LoopSettings:
+    """The live settings; `cached`: the value a page already read for SETTINGS_KEY."""
+    settings = cached
+    cache = caches[conf.CACHE_ALIAS]
+    if settings is None:
+        settings = cache.get(SETTINGS_KEY)
+    if settings is None:
+        settings = LoopSettings.objects.first() or _defaults()
+        cache.set(SETTINGS_KEY, settings, conf.CACHE_TIMEOUT)
+    return settings
+
+
+def loop_settings_changed() -> None:
+    caches[conf.CACHE_ALIAS].delete(SETTINGS_KEY)
+
+
+def _defaults() -> LoopSettings:
+    """Before staff save anything: STYLEREC's POLICY, UNIFORM_SHARE and EXPLORATION_STRENGTH."""
+    return LoopSettings(
+        policy=conf.POLICY,
+        uniform_share=conf.UNIFORM_SHARE,
+        exploration_strength=conf.EXPLORATION_STRENGTH,
+    )
+
+
+def exploration_settings(
+    settings: LoopSettings, *, draws: int | None = None
+) -> ExplorationSettings:
+    """The policy's view of the settings; raises ValueError for values it cannot run with."""
+    # stylerec.ml: not at start-up, where the admin imports this module.
+    from .ml.policy import ExplorationSettings
+
+    return ExplorationSettings(
+        policy=settings.policy,
+        uniform_share=settings.uniform_share,
+        strength=settings.exploration_strength,
+        draws=conf.THOMPSON_DRAWS if draws is None else draws,
+    )
+
+
+def loop_settings_update(
+    *,
+    personalization_enabled: bool | None = None,
+    policy: str | None = None,
+    uniform_share: float | None = None,
+    exploration_strength: float | None = None,
+) -> LoopSettings:
+    """Change the live exploration settings; every process sees them on its next request.
+
+    Raises ValueError for settings the policy cannot run with.
+    """
+    changes: dict[str, Any] = {
+        "personalization_enabled": personalization_enabled,
+        "policy": policy,
+        "uniform_share": uniform_share,
+        "exploration_strength": exploration_strength,
+    }  # the FIELDS staff change
+    with transaction.atomic():
+        settings = LoopSettings.objects.select_for_update().first() or _defaults()
+        for field, value in changes.items():
+            if value is not None:
+                setattr(settings, field, value)
+        exploration_settings(settings)
+        settings.save()
+    loop_settings_changed()
+    return settings

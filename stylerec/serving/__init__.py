@@ -1,0 +1,1 @@
+"""The request path: what a personalized page reads, chooses and logs."""
