@@ -1,5 +1,6 @@
-"""Admin: read-only logs for audits, and the live loop settings."""
+"""Admin: read-only logs for audits, and the live loop settings (saved validated)."""
 
+from django import forms
 from django.contrib import admin
 
 from . import loop_settings
@@ -60,13 +61,31 @@ class PreferenceModelAdmin(ReadOnlyAdmin):
     exclude = ["payload"]
 
 
+class LoopSettingsForm(forms.ModelForm):
+    class Meta:
+        model = LoopSettings
+        fields = loop_settings.FIELDS
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if all(field in cleaned for field in loop_settings.FIELDS):
+            try:
+                loop_settings.exploration_settings(LoopSettings(**cleaned))
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return cleaned
+
+
 @admin.register(LoopSettings)
 class LoopSettingsAdmin(admin.ModelAdmin):
+    form = LoopSettingsForm
     list_display = ["__str__", "policy", "uniform_share", "exploration_strength", "updated_at"]
 
     def has_add_permission(self, request):
         return not LoopSettings.objects.exists()
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        loop_settings.loop_settings_changed()
+        saved = loop_settings.loop_settings_update(
+            **{field: form.cleaned_data[field] for field in loop_settings.FIELDS}
+        )
+        obj.pk, obj.updated_at = saved.pk, saved.updated_at

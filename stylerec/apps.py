@@ -9,6 +9,7 @@ class StyleRecConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import receivers
+        from . import conf, receivers
 
+        conf.register_checks()
         receivers.connect()

@@ -1,8 +1,13 @@
-"""The STYLEREC settings dict and its defaults (read through styletransfer's AppSettings)."""
+"""The STYLEREC settings dict, its defaults (read through styletransfer's AppSettings), and
+the system checks of those settings."""
 
 from typing import Any
 
+from django.conf import settings
+from django.core import checks
+
 from styletransfer.conf import AppSettings
+from styletransfer.conf import conf as styletransfer_conf
 
 DEFAULTS: dict[str, Any] = {
     # The shop's product model, "app_label.ModelName" (renditions come from styletransfer).
@@ -13,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "REWARD_WINDOW": 24 * 3600,
     # Decisions older than this are left out of a fit.
     "FIT_LOOKBACK_DAYS": 90,
-    # Exploration defaults; staff change the live values on the dashboard.
+    # Exploration defaults until staff save live values on the dashboard (loop_settings).
     "POLICY": "thompson",
     "UNIFORM_SHARE": 0.05,
     "EXPLORATION_STRENGTH": 0.25,  # Thompson: posterior std x 0.25 (bench/choose.py --compare)
@@ -38,3 +43,49 @@ DEFAULTS: dict[str, Any] = {
 
 
 conf = AppSettings("STYLEREC", DEFAULTS, import_strings=["PRODUCT_SERIALIZER"])
+
+
+# System checks live here, with the settings they check (apps.ready registers them).
+
+
+def _check_known_keys(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    return conf.check_keys()
+
+
+def _check_product_model(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    hint = "e.g. STYLEREC = {'PRODUCT_MODEL': 'shop.Product'}"
+    if not isinstance(getattr(settings, "STYLEREC", None) or {}, dict):
+        return []  # check_keys says so (stylerec.E000)
+    if not conf.PRODUCT_MODEL:
+        return [
+            checks.Error(
+                "Set STYLEREC['PRODUCT_MODEL'] to your product model.",
+                hint=hint,
+                id="stylerec.E001",
+            )
+        ]
+    try:
+        conf.product_model()
+    except (LookupError, ValueError) as exc:
+        return [
+            checks.Error(
+                f"STYLEREC['PRODUCT_MODEL'] is not a model: {exc}", hint=hint, id="stylerec.E002"
+            )
+        ]
+    theirs = styletransfer_conf.PRODUCT_MODEL
+    if theirs and theirs != conf.PRODUCT_MODEL:
+        return [
+            checks.Error(
+                f"STYLEREC['PRODUCT_MODEL'] is {conf.PRODUCT_MODEL!r} but "
+                f"STYLETRANSFER['PRODUCT_MODEL'] is {theirs!r}: the API would list one model's "
+                "products with another model's renditions.",
+                hint="Name the same product model in both.",
+                id="stylerec.E003",
+            )
+        ]
+    return []
+
+
+def register_checks() -> None:
+    checks.register(_check_known_keys)
+    checks.register(_check_product_model)
