@@ -265,6 +265,7 @@ def test_preferences_before_any_fit_say_so(shop):
     assert "not learnt" in body["summary"]
 
 
+@pytest.mark.slow
 def test_preferences_rank_what_the_shopper_clicks_first(shop):
     client, token = app_install()
     shopper = Shopper.objects.get(token=token)

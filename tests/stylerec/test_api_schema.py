@@ -104,6 +104,7 @@ def callers(shop, django_user_model, monkeypatch):
         signal.connect(close_old_connections)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_to_its_schema(case, callers):

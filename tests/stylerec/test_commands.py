@@ -25,6 +25,7 @@ def test_fit_without_style_embeddings_says_what_to_do(db):
         call_command("stylerec_fit", stdout=io.StringIO())
 
 
+@pytest.mark.slow
 def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
     out = io.StringIO()
     call_command("stylerec_simulate", shoppers=100, rounds=8, page=6, seed=1, stdout=out)
@@ -50,6 +51,7 @@ def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
     assert not Shopper.objects.exists(), "synthetic shoppers are removed afterwards"
 
 
+@pytest.mark.slow
 def test_evaluate_reports_every_policy(shop):
     call_command(
         "stylerec_simulate", shoppers=40, rounds=3, page=6, seed=2, keep=True, stdout=io.StringIO()

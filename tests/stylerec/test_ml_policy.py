@@ -60,6 +60,7 @@ def test_probabilities_cover_every_candidate_and_sum_to_one(
     assert choice.chosen[5] == 0 and choice.probabilities[5, 0] == 1.0
 
 
+@pytest.mark.slow
 def test_thompson_draws_happen_at_the_logged_probabilities(preference, space_and_arms):
     """Across many pages the chosen arms' frequencies match the mean logged probabilities."""
     _, arms = space_and_arms
