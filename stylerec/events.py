@@ -1,12 +1,60 @@
-"""Ingesting batches of shopper events: validated as a whole, written at once, deduplicated."""
+"""Shopper events: the rules an event must keep, and ingesting batches of them at once."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .conf import conf
 from .models import Decision, Event, Shopper
+
+FUTURE_SLACK = timedelta(minutes=5)  # clients' clocks run a little fast
+NEEDS_DECISION = frozenset({Event.Kind.IMPRESSION, Event.Kind.CLICK})
+
+
+class EventRejected(ValueError):
+    """An event breaks a rule; `part` is what is wrong: occurred_at, decision or product_id."""
+
+    def __init__(self, part: str, message: str):
+        super().__init__(message)
+        self.part = part
+
+
+def check_batch_size(count: int) -> None:
+    if count > conf.MAX_EVENTS_PER_BATCH:
+        raise EventRejected("events", f"At most {conf.MAX_EVENTS_PER_BATCH} events per batch.")
+
+
+def check_occurred_at(occurred_at: datetime | None) -> None:
+    """Events come from the last MAX_EVENT_AGE_DAYS days, not from the future (None: now)."""
+    if occurred_at is None:
+        return
+    now = timezone.now()
+    if occurred_at > now + FUTURE_SLACK:
+        raise EventRejected("occurred_at", "Timestamp is in the future.")
+    if occurred_at < now - timedelta(days=conf.MAX_EVENT_AGE_DAYS):
+        raise EventRejected(
+            "occurred_at", f"Timestamp is older than {conf.MAX_EVENT_AGE_DAYS} days."
+        )
+
+
+def check_decision(
+    *, kind: str, product_id: str, decision_id: int | None, decisions: dict[int, Decision]
+) -> None:
+    """The decision is the shopper's own (in `decisions`, from decisions_of) and for this
+    product; impressions and clicks must name the decision of the image they saw."""
+    if decision_id is None:
+        if kind in NEEDS_DECISION:
+            raise EventRejected(
+                "decision", "Impressions and clicks need the decision of the image shown."
+            )
+        return
+    decision = decisions.get(decision_id)
+    if decision is None:
+        raise EventRejected("decision", "Unknown decision.")
+    if decision.product_id != product_id:
+        raise EventRejected("product_id", "This decision was made for another product.")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class Decision(models.Model):
     """
 
     ORIGINAL = "original"
+    ORIGINAL_NAME = "Original photo"  # how shoppers and merchandisers see that arm named
 
     shopper = models.ForeignKey(Shopper, on_delete=models.CASCADE, related_name="decisions")
     product_id = models.CharField(max_length=64)

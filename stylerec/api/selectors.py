@@ -15,7 +15,6 @@ from ..loop_settings import exploration_settings, loop_settings
 from ..models import Decision, Shopper, ShopperProfile
 from ..serving.state import arm_table, current_model, shopper_preference
 
-ORIGINAL_NAME = "Original photo"
 # Below this many fitted decisions a shopper's taste is mostly the population's.
 LEARNING_DECISIONS = 20
 
@@ -84,7 +83,7 @@ def shopper_preferences(*, shopper: Shopper) -> dict:
             exploration_settings(settings, draws=1024),
             np.random.default_rng(shopper.pk),
         )[0, 0]
-    names = [(Decision.ORIGINAL, ORIGINAL_NAME)] + [(s.slug, s.name) for s in styles]
+    names = [(Decision.ORIGINAL, Decision.ORIGINAL_NAME)] + [(s.slug, s.name) for s in styles]
     order = np.argsort(-mean, kind="stable")
     for rank, arm in enumerate(order, start=1):
         slug, name = names[arm]

@@ -1,54 +1,53 @@
 """Serializers of the stylerec API: the events contract and what shoppers see."""
 
 import functools
-from datetime import timedelta
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from styletransfer.api.base import StrictBooleanField
 from styletransfer.conf import conf as styletransfer_conf
 
+from .. import events
 from ..conf import conf
+from ..events import EventRejected
 from ..models import Event
 
-FUTURE_SLACK = timedelta(minutes=5)
+# The API's names for the parts of an event that stylerec.events checks.
+FIELDS = {"occurred_at": "ts", "decision": "decision", "product_id": "product", "events": "events"}
+
+
+def _rejected(exc: EventRejected, *, field_level: bool = False) -> serializers.ValidationError:
+    if field_level:
+        return serializers.ValidationError(str(exc))
+    return serializers.ValidationError({FIELDS[exc.part]: [str(exc)]})
 
 
 class EventSerializer(serializers.Serializer):
+    """The wire form of an event; the rules it must keep are stylerec.events'."""
+
     type = serializers.ChoiceField(choices=Event.Kind.choices)
     decision = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     product = serializers.CharField(max_length=64)
     ts = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate_ts(self, value):
-        if value is None:
-            return value
-        now = timezone.now()
-        if value > now + FUTURE_SLACK:
-            raise serializers.ValidationError("Timestamp is in the future.")
-        if value < now - timedelta(days=conf.MAX_EVENT_AGE_DAYS):
-            raise serializers.ValidationError(
-                f"Timestamp is older than {conf.MAX_EVENT_AGE_DAYS} days."
-            )
+        try:
+            events.check_occurred_at(value)
+        except EventRejected as exc:
+            raise _rejected(exc, field_level=True) from exc
         return value
 
     def validate(self, attrs):
-        decisions = self.context.get("decisions", {})
-        decision_id = attrs.get("decision")
-        if decision_id is not None:
-            decision = decisions.get(decision_id)
-            if decision is None:
-                raise serializers.ValidationError({"decision": ["Unknown decision."]})
-            if decision.product_id != attrs["product"]:
-                raise serializers.ValidationError(
-                    {"product": ["This decision was made for another product."]}
-                )
-        elif attrs["type"] in (Event.Kind.IMPRESSION, Event.Kind.CLICK):
-            raise serializers.ValidationError(
-                {"decision": ["Impressions and clicks need the decision of the image shown."]}
+        try:
+            events.check_decision(
+                kind=attrs["type"],
+                product_id=attrs["product"],
+                decision_id=attrs.get("decision"),
+                decisions=self.context.get("decisions", {}),
             )
+        except EventRejected as exc:
+            raise _rejected(exc) from exc
         return attrs
 
 
@@ -56,19 +55,20 @@ class EventBatchSerializer(serializers.Serializer):
     events = EventSerializer(many=True, allow_empty=False)
 
     def validate_events(self, value):
-        if len(value) > conf.MAX_EVENTS_PER_BATCH:
-            raise serializers.ValidationError(
-                f"At most {conf.MAX_EVENTS_PER_BATCH} events per batch."
-            )
+        try:
+            events.check_batch_size(len(value))
+        except EventRejected as exc:
+            raise _rejected(exc, field_level=True) from exc
         return value
 
     def to_internal_value(self, data):
         # Refuse oversized batches before validating thousands of items.
-        events = data.get("events") if isinstance(data, dict) else None
-        if isinstance(events, list) and len(events) > conf.MAX_EVENTS_PER_BATCH:
-            raise serializers.ValidationError(
-                {"events": [f"At most {conf.MAX_EVENTS_PER_BATCH} events per batch."]}
-            )
+        batch = data.get("events") if isinstance(data, dict) else None
+        if isinstance(batch, list):
+            try:
+                events.check_batch_size(len(batch))
+            except EventRejected as exc:
+                raise _rejected(exc) from exc
         return super().to_internal_value(data)
 
 

@@ -20,7 +20,6 @@ from ..models import Decision, Event, PreferenceModel, ShopperProfile
 
 logger = logging.getLogger(__name__)
 
-ORIGINAL_NAME = "Original photo"
 Z_95 = 1.959964
 EVALUATION_KEY = "stylerec:dashboard:evaluation"
 EVALUATION_TIMEOUT = 15 * 60
@@ -87,7 +86,7 @@ def _counts() -> dict:
 
 def style_names() -> dict[str, str]:
     """Display name per arm, the original first, then styles by name."""
-    names = {Decision.ORIGINAL: ORIGINAL_NAME}
+    names = {Decision.ORIGINAL: Decision.ORIGINAL_NAME}
     names.update(Style.objects.order_by("name", "pk").values_list("slug", "name"))
     return names
 

@@ -10,7 +10,7 @@ from storefront.models import Category, Product
 from stylerec.models import Decision, Event
 from styletransfer import rendering, services
 from styletransfer.models import Style
-from tests.styletransfer.factories import make_style, product_png
+from tests.styletransfer.helpers import make_style, product_png
 
 STYLE_SLUGS = ["ink", "sun", "sea"]
 IMG = re.compile(r'<img [^>]*class="stylerec-image[^>]*>')

@@ -413,7 +413,7 @@ def test_a_differently_shaped_shop_gets_the_same_api(db, settings):
     from django.core.files.base import ContentFile
 
     from styletransfer import rendering, services
-    from tests.styletransfer.factories import make_style, product_png
+    from tests.styletransfer.helpers import make_style, product_png
     from tests.testshop.models import Item, ItemPhoto
 
     from .helpers import give_embedding

@@ -4,7 +4,7 @@ import time
 
 from styletransfer import services
 from styletransfer.models import Rendition
-from tests.styletransfer.factories import make_style
+from tests.styletransfer.helpers import make_style
 
 from .helpers import give_embedding, images, post_events
 

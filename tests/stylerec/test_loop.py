@@ -177,7 +177,7 @@ def test_a_new_shopper_gets_the_population_preference(shop):
 
 
 def test_a_new_style_is_scored_before_any_click(shop):
-    from tests.styletransfer.factories import make_style
+    from tests.styletransfer.helpers import make_style
 
     preference_fit_full()
     late = make_style("late", engine="color", active=True, seed=7)

@@ -14,7 +14,7 @@ from storefront.models import Category, Product
 from styletransfer import rendering, services
 from styletransfer.models import Rendition, Style
 
-from .factories import make_style, painting_jpeg, product_png
+from .helpers import make_style, painting_jpeg, product_png
 
 pytestmark = pytest.mark.django_db
 STYLES = "/api/v1/staff/styles/"

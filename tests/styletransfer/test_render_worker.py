@@ -14,7 +14,7 @@ from storefront.models import Category, Product
 from styletransfer import selectors, services
 from styletransfer.models import Rendition, Style
 
-from .factories import make_style, product_png
+from .helpers import make_style, product_png
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

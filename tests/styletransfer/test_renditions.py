@@ -15,7 +15,7 @@ from styletransfer import rendering, selectors, services
 from styletransfer.models import Rendition, SourceImage, Style
 from tests.testshop.models import Item, ItemPhoto
 
-from .factories import make_style, painting_jpeg, product_png
+from .helpers import make_style, painting_jpeg, product_png
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from stylerec.models import Decision
 from styletransfer import invalidation, rendering, services
 from styletransfer.models import Rendition, SourceImage
 from tests.stylerec.helpers import give_embedding, images, make_shop
-from tests.styletransfer.factories import make_style, product_png
+from tests.styletransfer.helpers import make_style, product_png
 
 
 @pytest.fixture(autouse=True)
