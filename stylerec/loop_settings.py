@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
@@ -13,16 +14,20 @@ from .models import LoopSettings
 if TYPE_CHECKING:
     from .ml.policy import ExplorationSettings
 
+logger = logging.getLogger(__name__)
 SETTINGS_KEY = "stylerec:settings"
 FIELDS = ["personalization_enabled", "policy", "uniform_share", "exploration_strength"]
 
 
-def loop_settings(cached: LoopSettings | None = None) -> LoopSettings:
-    """The live settings; `cached`: the value a page already read for SETTINGS_KEY."""
-    settings = cached
+def loop_settings(prefetched: LoopSettings | None = None) -> LoopSettings:
+    """The live settings; `prefetched`: the value a page already read for SETTINGS_KEY."""
+    settings = prefetched
     cache = caches[conf.CACHE_ALIAS]
     if settings is None:
-        settings = cache.get(SETTINGS_KEY)
+        try:
+            settings = cache.get(SETTINGS_KEY)
+        except Exception:  # down, or pickled by an older release: read the row instead
+            logger.warning("Cache entry %s unreadable", SETTINGS_KEY, exc_info=True)
     if settings is None:
         settings = LoopSettings.objects.first() or _defaults()
         cache.set(SETTINGS_KEY, settings, conf.CACHE_TIMEOUT)

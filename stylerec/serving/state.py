@@ -29,7 +29,8 @@ from ..models import LoopSettings, PreferenceModel, ShopperProfile
 
 MODEL_KEY = "stylerec:model"
 MODEL_VERSION_KEY = "stylerec:model-version"
-STYLES_KEY = "stylerec:styles"
+# The entry pickles ActiveStyle, whose module path is part of it: bump the key when it moves.
+STYLES_KEY = "stylerec:styles:2"
 NO_PROFILE = b""
 
 _local = threading.local()
@@ -94,15 +95,25 @@ def _cache():
     return caches[conf.CACHE_ALIAS]
 
 
+def cached(key: str) -> Any:
+    """The cache's value at `key`, or None when it has none or cannot read it (down, or an
+    entry pickled by an older release): the caller reads the database and writes it anew."""
+    try:
+        return _cache().get(key)
+    except Exception:
+        logger.warning("Cache entry %s unreadable", key, exc_info=True)
+        return None
+
+
 def current_model(version: str | None = None) -> LoadedModel | None:
     """The latest full fit, decoded once per thread and version: a warm page reads only its
     version from the cache (`version`, from page_state, saves that round trip too)."""
     if version is None:
-        version = _cache().get(MODEL_VERSION_KEY)
+        version = cached(MODEL_VERSION_KEY)
     loaded = getattr(_local, "model", None)
     if loaded is not None and version is not None and loaded.version == version:
         return loaded
-    payload = _cache().get(MODEL_KEY)
+    payload = cached(MODEL_KEY)
     if payload is None:
         row = PreferenceModel.objects.filter(incremental=False).order_by("-created_at").first()
         if row is None:
@@ -134,16 +145,15 @@ def _preference_key(shopper_id: int) -> str:
 
 
 def shopper_preference(
-    model: LoadedModel, shopper_id: int, cached: tuple[str, bytes] | None = None
+    model: LoadedModel, shopper_id: int, prefetched: tuple[str, bytes] | None = None
 ):
     """The shopper's fitted preference, or the population's for a shopper not fitted yet."""
     # stylerec.ml: not at start-up, where the admin imports this module.
     from ..ml.preferences import Preference
 
-    if cached is None:
-        cached = _cache().get(_preference_key(shopper_id))
-    if cached is not None and cached[0] == model.version:
-        data = cached[1]
+    entry = prefetched if prefetched is not None else cached(_preference_key(shopper_id))
+    if entry is not None and entry[0] == model.version:
+        data = entry[1]
     else:
         profile = (
             ShopperProfile.objects.filter(shopper_id=shopper_id, model_version=model.version)
@@ -161,11 +171,9 @@ def preference_cached(model_version: str, shopper_id: int, data: bytes) -> None:
     _cache().set(_preference_key(shopper_id), (model_version, data), conf.CACHE_TIMEOUT)
 
 
-def active_styles(cached: list[ActiveStyle] | None = None) -> list[ActiveStyle]:
+def active_styles(prefetched: list[ActiveStyle] | None = None) -> list[ActiveStyle]:
     """Active styles with an embedding, cached until a style is saved or deleted."""
-    styles = cached
-    if styles is None:
-        styles = _cache().get(STYLES_KEY)
+    styles = prefetched if prefetched is not None else cached(STYLES_KEY)
     if styles is None:
         rows = (
             Style.objects.filter(active=True)
