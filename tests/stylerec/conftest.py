@@ -1,22 +1,11 @@
 """Fixtures of the loop's tests: a fresh cache per test, and a small shop (see helpers)."""
 
 import pytest
-from django.core.cache import cache
 
+from . import helpers
 from .helpers import make_shop
 
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def shop(db, django_capture_on_commit_callbacks):
-    """Six products, three active styles with embeddings, every rendition ready."""
-    return make_shop()
+fresh_cache, shop = helpers.fresh_cache, helpers.shop  # shared with tests/styletransfer
 
 
 @pytest.fixture

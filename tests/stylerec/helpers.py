@@ -1,8 +1,11 @@
-"""Helpers the loop's tests share: a small shop, stand-in embeddings, reading pages."""
+"""Helpers the loop's tests share: a small shop, stand-in embeddings, reading pages, and the
+fixtures the pages' tests use (tests/styletransfer/test_shown.py imports them too)."""
 
 import re
 
 import numpy as np
+import pytest
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
@@ -14,6 +17,19 @@ from tests.styletransfer.helpers import make_style, product_png
 
 STYLE_SLUGS = ["ink", "sun", "sea"]
 IMG = re.compile(r'<img [^>]*class="stylerec-image[^>]*>')
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def shop(db, django_capture_on_commit_callbacks):
+    """Six products, three active styles with embeddings, every rendition ready."""
+    return make_shop()
 
 
 def fake_embedding(index: int, dim: int = 64) -> list[float]:

@@ -3,8 +3,6 @@
 The pages are the demo shop's, personalized by stylerec: its shop helper sets them up.
 """
 
-import pytest
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.test import override_settings
@@ -13,21 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from stylerec.models import Decision
 from styletransfer import invalidation, rendering, services
 from styletransfer.models import Rendition, SourceImage
-from tests.stylerec.helpers import give_embedding, images, make_shop
+from tests.stylerec import helpers
+from tests.stylerec.helpers import give_embedding, images
 from tests.styletransfer.helpers import make_style, product_png
 
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def shop(db, django_capture_on_commit_callbacks):
-    """Six products, three active styles with embeddings, every rendition ready."""
-    return make_shop()
+# The loop's fixtures: a fresh cache per test, and its small shop.
+fresh_cache, shop = helpers.fresh_cache, helpers.shop
 
 
 def page(client) -> list[dict]:
