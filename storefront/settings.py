@@ -95,7 +95,13 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker) share the file: wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    # IMMEDIATE takes the write lock when a transaction begins, so one that reads first and
+    # writes later waits its turn (a deferred one fails at once once another write commits).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif os.environ.get("DATABASE_PREPARED_STATEMENTS", "1") == "1":
     # Lets stylerec's decision log prepare its INSERT (Django's ORM queries are sent with

@@ -5,6 +5,8 @@ import logging
 
 from django.http import HttpRequest
 
+from styletransfer.api.base import parse_id
+
 from .events import record_server_event
 from .models import Decision, Event
 from .serving import decision_log
@@ -22,9 +24,9 @@ class TrackingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        decision_id = request.GET.get(CLICK_PARAM, "")
-        if request.method == "GET" and decision_id.isdigit():
-            self._record(request, int(decision_id))
+        decision_id = parse_id(request.GET.get(CLICK_PARAM, ""))
+        if request.method == "GET" and decision_id is not None:
+            self._record(request, decision_id)
         with decision_log.deferred():
             return self.get_response(request)
 

@@ -5,7 +5,7 @@ import functools
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from styletransfer.api.base import StrictBooleanField
+from styletransfer.api.base import MAX_ID, StrictBooleanField
 from styletransfer.conf import conf as styletransfer_conf
 
 from .. import events
@@ -27,7 +27,9 @@ class EventSerializer(serializers.Serializer):
     """The wire form of an event; the rules it must keep are stylerec.events'."""
 
     type = serializers.ChoiceField(choices=Event.Kind.choices)
-    decision = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    decision = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, allow_null=True
+    )
     product = serializers.CharField(max_length=64)
     ts = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -13,7 +13,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, I
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from styletransfer.api.base import Pagination, TokenAuthentication, error_responses
+from styletransfer.api.base import MAX_ID, Pagination, TokenAuthentication, error_responses
 
 from ..events import decisions_of, events_ingest
 from ..serving.chooser import choose_images, device_class
@@ -74,7 +74,9 @@ class EventsView(APIView):
             if isinstance(events, list)
             else []
         )
-        ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+        ids = [
+            i for i in ids if isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= MAX_ID
+        ]
         serializer = EventBatchSerializer(
             data=request.data, context={"decisions": decisions_of(shopper, ids)}
         )
@@ -266,10 +268,14 @@ class ProductDetailView(ProductViewMixin, RetrieveAPIView):
     """One product, with its image chosen for the calling shopper."""
 
     def get_object(self):
+        products = products_for_api()
         try:
-            product = products_for_api().filter(pk=self.kwargs["pk"]).first()
+            pk = products.model._meta.pk
+            value = pk.to_python(self.kwargs["pk"])
+            pk.run_validators(value)  # the database's range for integer keys
+            product = products.filter(pk=value).first()
         except (ValueError, TypeError, DjangoValidationError):
-            product = None  # /products/abc/ in a shop with integer keys
+            product = None  # /products/abc/ (or a number no key can be) in a shop with integer keys
         if product is None:
             raise NotFound()
         return product

@@ -6,6 +6,18 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import authentication, exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
 
+# The largest id a database's bigint column holds: larger numbers are no object, not an error.
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: object) -> int | None:
+    """`value` as an object id (1 to MAX_ID, digits only), or None when nothing can have it."""
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
 
 class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's `Authorization: Token <key>`; a key with a NUL is refused before PostgreSQL sees
@@ -28,7 +40,7 @@ class Pagination(PageNumberPagination):
         value = request.query_params.get(self.page_size_query_param)
         if value is None:
             return self.page_size
-        if not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
+        if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
             raise serializers.ValidationError(
                 {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
             )

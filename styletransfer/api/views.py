@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..models import Rendition, Style
 from ..queues import queue_depths
-from .base import Pagination, TokenAuthentication, error_responses
+from .base import Pagination, TokenAuthentication, error_responses, parse_id
 from .serializers import (
     CatchUpSerializer,
     QueuedSerializer,
@@ -190,8 +190,8 @@ class StaffStyleViewSet(
         )
 
     def get_object(self) -> Style:
-        lookup = self.kwargs.get(self.lookup_field)
-        if not str(lookup).isdigit():  # /styles/abc/ is a missing style, not a server error
+        # /styles/abc/ or /styles/99999999999999999999/ is a missing style, not a server error.
+        if parse_id(self.kwargs.get(self.lookup_field)) is None:
             raise exceptions.NotFound()
         return super().get_object()
 
@@ -233,7 +233,7 @@ class RenditionViewSet(
         return queryset
 
     def get_object(self) -> Rendition:
-        if not str(self.kwargs.get(self.lookup_field)).isdigit():
+        if parse_id(self.kwargs.get(self.lookup_field)) is None:
             raise exceptions.NotFound()
         return super().get_object()
 

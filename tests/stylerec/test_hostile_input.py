@@ -1,0 +1,101 @@
+"""Numbers no database column holds, digits that are not ASCII: answers, never a server error."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.helpers import ROOT
+
+from .api_client import app_install
+
+HUGE = str(2**64)
+
+
+def test_an_event_naming_a_decision_beyond_any_id_is_a_field_error(client, shop):
+    app, _ = app_install()
+    response = app.post(
+        "/api/v1/events/",
+        {"events": [{"type": "click", "decision": 2**64, "product": "1"}]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "decision" in response.json()["events"][0]
+
+
+@pytest.mark.parametrize("value", [HUGE, "²", "١٢"])  # superscript two, Arabic-Indic digits
+def test_a_click_through_with_an_odd_decision_still_serves_the_page(client, shop, value):
+    assert client.get("/", {"sr": value}).status_code == 200
+
+
+@pytest.mark.parametrize("size", ["²", "١٢", HUGE])
+def test_a_page_size_in_other_digits_is_refused(client, shop, size):
+    response = APIClient().get("/api/v1/products/", {"page_size": size})
+    assert response.status_code == 400
+    assert "page_size" in response.json()
+
+
+def test_ids_beyond_any_key_are_missing_objects(client, shop, django_user_model):
+    staff = APIClient()
+    boss = django_user_model.objects.create_superuser("boss", password="pw-1234567")
+    staff.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=boss).key}")
+    for path in (
+        f"/api/v1/staff/styles/{HUGE}/",
+        "/api/v1/staff/styles/²/",
+        f"/api/v1/staff/renditions/{HUGE}/",
+        f"/api/v1/products/{HUGE}/",
+        "/api/v1/products/-1/",
+    ):
+        assert staff.get(path).status_code == 404, path
+
+
+# SQLite, the embedded default, raises OverflowError for such numbers where PostgreSQL
+# compares them: the same requests, on a fresh SQLite database in its own process.
+SQLITE_SCRIPT = textwrap.dedent(
+    """
+    import django
+    django.setup()
+    from django.core.management import call_command
+    call_command("migrate", verbosity=0)
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+    from django.test import Client
+
+    boss = User.objects.create_superuser("boss", password="pw-1234567")
+    staff = APIClient(SERVER_NAME="localhost")
+    staff.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=boss).key)
+    huge = str(2**64)
+    codes = [
+        staff.get(f"/api/v1/staff/styles/{huge}/").status_code,
+        staff.get(f"/api/v1/staff/renditions/{huge}/").status_code,
+        staff.get(f"/api/v1/products/{huge}/").status_code,
+        staff.post(
+            "/api/v1/events/",
+            {"events": [{"type": "click", "decision": 2**64, "product": "1"}]},
+            format="json",
+        ).status_code,
+        Client(SERVER_NAME="localhost").get("/", {"sr": huge}).status_code,
+    ]
+    print(codes)
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_embedded_sqlite_default_answers_the_same(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "MEDIA_ROOT"}
+    }
+    env.update(DJANGO_SETTINGS_MODULE="storefront.settings", STOREFRONT_VAR_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-c", SQLITE_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[404, 404, 404, 400, 200]"
