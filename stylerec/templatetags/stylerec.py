@@ -1,14 +1,40 @@
 """Template tags a shop uses to show personalized images and track what shoppers see."""
 
+import logging
+
 from django import template
+from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from ..serving.chooser import choose_images, device_class
+from ..conf import conf
+from ..serving.chooser import Shown, choose_images, device_class
 from ..shoppers import shopper_for_request
 from ..tracking import CLICK_PARAM
 
 register = template.Library()
+logger = logging.getLogger(__name__)
+
+
+def _product(context, item):
+    """`item` as the shop's product: search results and other wrappers holding it in
+    `.object` are unwrapped; anything else is None, logged once per page and kind."""
+    try:
+        model = conf.product_model()
+    except (LookupError, ValueError):  # named by the system checks; any model instance will do
+        model = Model
+    if isinstance(item, model):
+        return item
+    wrapped = getattr(item, "object", None)
+    if isinstance(wrapped, model):
+        return wrapped
+    request = context.get("request")
+    warned = request.__dict__.setdefault("_stylerec_warned", set()) if request else set()
+    kind = type(item).__name__
+    if kind not in warned:
+        warned.add(kind)
+        logger.warning("stylerec tags were given a %s, not a %s: left unpersonalized", kind, model)
+    return None
 
 
 def _shown_for(context, products) -> dict:
@@ -18,26 +44,42 @@ def _shown_for(context, products) -> dict:
     cache = request.__dict__.setdefault("_stylerec_shown", {})
     missing = [p for p in products if p.pk not in cache]
     if missing:
-        cache.update(
-            choose_images(
-                shopper=shopper_for_request(request),
-                products=missing,
-                context={"device": device_class(request.headers.get("User-Agent", ""))},
+        try:
+            cache.update(
+                choose_images(
+                    shopper=shopper_for_request(request),
+                    products=missing,
+                    context={"device": device_class(request.headers.get("User-Agent", ""))},
+                )
             )
-        )
+        except Exception:  # a page shows its photos even when personalization fails
+            logger.exception("Could not personalize %d products; showing originals", len(missing))
+            cache.update(_originals(missing))
     return cache
+
+
+def _originals(products) -> dict:
+    try:
+        return choose_images(shopper=None, products=products)
+    except Exception:  # not even the photo's URL can be read: no image, and no error page
+        logger.exception("Could not read the photos of %d products", len(products))
+        return {p.pk: Shown(p.pk, "", "original", None) for p in products}
 
 
 @register.simple_tag(takes_context=True)
 def personalize(context, products) -> str:
     """Choose for a whole list at once (one query set, one insert); optional but faster."""
-    _shown_for(context, list(products))
+    found = [_product(context, item) for item in products or ()]
+    _shown_for(context, [product for product in found if product is not None])
     return ""
 
 
 @register.simple_tag(takes_context=True)
 def personalized_image(context, product, css_class: str = "", loading: str = "lazy") -> str:
     """<img> of the image chosen for this shopper, with the decision behind it."""
+    product = _product(context, product)
+    if product is None:
+        return ""
     shown = _shown_for(context, [product])[product.pk]
     return format_html(
         '<img src="{}" alt="{}" class="stylerec-image {}" loading="{}" data-product="{}" '
@@ -56,7 +98,14 @@ def personalized_image(context, product, css_class: str = "", loading: str = "la
 @register.simple_tag(takes_context=True)
 def personalized_url(context, product) -> str:
     """The product's URL carrying its decision, so a click through counts without JS."""
-    url = product.get_absolute_url()
+    product = _product(context, product)
+    if product is None:
+        return ""
+    try:
+        url = product.get_absolute_url()
+    except Exception:  # no get_absolute_url, or one that cannot reverse: no link, no error
+        logger.warning("%s has no URL: {%% personalized_url %%} left empty", type(product))
+        return ""
     shown = _shown_for(context, [product])[product.pk]
     if not shown.decision_id:
         return url
