@@ -240,3 +240,14 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
+    if env_bool("DJANGO_SECURE_COOKIES"):
+        # A site served over HTTPS: plain HTTP is redirected, and browsers told to stay on
+        # HTTPS for DJANGO_HSTS_SECONDS (an hour unless raised once HTTPS is known to hold).
+        SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
+        SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "3600"))
+        # Only for a domain whose every subdomain is HTTPS too; preload lists are for keeps.
+        SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS")
+        SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD")
+    if env_bool("DJANGO_BEHIND_TLS_PROXY"):
+        # The proxy terminates TLS and says so; without this the redirect would loop.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -70,3 +70,43 @@ def test_secret_key_is_not_in_the_repository(tmp_path):
     assert len(key) >= 50
     assert key not in (ROOT / "storefront" / "settings.py").read_text()
     assert key == _settings_in_fresh_process(env, "s.SECRET_KEY"), "kept across restarts"
+
+
+# What the README documents for production (a shop served only over HTTPS).
+PRODUCTION = {
+    "DJANGO_SECRET_KEY": "x" * 20 + "-production-secret-from-the-environment-" + "y" * 20,
+    "DJANGO_ALLOWED_HOSTS": "shop.example",
+    "DJANGO_SECURE_COOKIES": "1",
+    "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "DJANGO_HSTS_PRELOAD": "1",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "SERVE_MEDIA": "0",
+}
+
+
+@pytest.mark.slow
+def test_the_documented_production_settings_pass_the_deploy_checks(tmp_path):
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DJANGO_DEBUG", "MEDIA_ROOT", "DJANGO_SETTINGS_MODULE"}
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env={**clean, **PRODUCTION, "STOREFRONT_VAR_DIR": str(tmp_path)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_https_settings_follow_the_environment(tmp_path):
+    env = {**PRODUCTION, "STOREFRONT_VAR_DIR": str(tmp_path), "DJANGO_BEHIND_TLS_PROXY": "1"}
+    assert _settings_in_fresh_process(env, "s.SECURE_SSL_REDIRECT") == "True"
+    assert (
+        _settings_in_fresh_process(env, "s.SECURE_PROXY_SSL_HEADER[0]") == "HTTP_X_FORWARDED_PROTO"
+    )
+    plain = {"STOREFRONT_VAR_DIR": str(tmp_path)}
+    assert _settings_in_fresh_process(plain, "getattr(s, 'SECURE_HSTS_SECONDS', 0)") == "0"
