@@ -6,7 +6,9 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import api, views
+from . import api, errors, views
+
+handler500 = errors.server_error
 
 shop_patterns = [
     path("", views.catalogue, name="catalogue"),
