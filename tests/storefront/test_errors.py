@@ -31,9 +31,7 @@ def test_the_api_says_so_in_its_own_shape(client, db, monkeypatch):
     monkeypatch.setattr(api_views, "products_for_api", away)
     response = client.get("/api/v1/products/")
     assert response.status_code == 503
-    assert response.json() == {
-        "detail": "The shop is briefly unavailable; please try again in a moment."
-    }
+    assert response.json() == {"detail": errors.UNAVAILABLE}
     assert response["Retry-After"] == "5"
 
 
