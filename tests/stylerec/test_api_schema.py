@@ -7,14 +7,16 @@ import os
 
 import pytest
 import schemathesis
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
-from schemathesis.checks import negative_data_rejection
+from schemathesis.checks import ignored_auth, negative_data_rejection
 
 from stylerec.fitting import preference_fit_full
 from stylerec.models import Shopper
@@ -22,6 +24,7 @@ from stylerec.models import Shopper
 # Generated cases per operation: the run stays under two minutes on two cores; the coverage
 # phase adds the schema's boundary and invalid cases on top. Raise it for a deeper search.
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
+STATEFUL_EXAMPLES = int(os.environ.get("SCHEMATHESIS_STATEFUL_EXAMPLES", "15"))
 SHOPPER_TOKEN = "schemathesis-shopper-token"
 ACCOUNT_TOKEN = "0123456789abcdef0123456789abcdef01234567"
 
@@ -63,6 +66,9 @@ def _served_schema():
     config = schemathesis.Config.from_dict(
         {
             "generation": {"max-examples": MAX_EXAMPLES},
+            # The stateful phase chains calls through links inferred from the schema (the id a
+            # POST answered, passed to the calls that take one).
+            "phases": {"stateful": {"inference": {"algorithms": ["dependency-analysis"]}}},
             "checks": {
                 # Business rules the schema cannot state (a decision must be the caller's,
                 # credentials must exist) answer schema-valid input with a 400.
@@ -96,10 +102,12 @@ def callers(shop, django_user_model, monkeypatch):
     staff = {"Authorization": f"Token {Token.objects.create(user=boss).key}"}
     account = {"Authorization": f"Token {ACCOUNT_TOKEN}"}
     app = {"Authorization": f"Shopper {SHOPPER_TOKEN}"}
+    rotations = {"staff": [staff, staff, staff, account, {}], "shopper": [app, app, account, {}]}
     yield {
-        "staff": itertools.cycle([staff, staff, staff, account, {}]),
-        "shopper": itertools.cycle([app, app, account, {}]),
+        "staff": itertools.cycle(rotations["staff"]),
+        "shopper": itertools.cycle(rotations["shopper"]),
         "account": ann,
+        "rotations": rotations,
     }
     for signal in (request_started, request_finished):
         signal.connect(close_old_connections)
@@ -114,9 +122,53 @@ def test_the_api_keeps_to_its_schema(case, callers):
     Shopper.objects.get_or_create(token=SHOPPER_TOKEN)
     Token.objects.get_or_create(key=ACCOUNT_TOKEN, defaults={"user": callers["account"]})
     headers = next(callers["staff" if "/staff/" in case.path else "shopper"])
-    # A form field is text: an invalid number or an empty list sent as multipart arrives as a
-    # valid value or no field at all, so "invalid data accepted" cannot be judged there.
+    case.call_and_validate(headers=headers, excluded_checks=_multipart_exclusions(case))
+
+
+def _multipart_exclusions(case) -> list:
+    """A form field is text: an invalid number or an empty list sent as multipart arrives as a
+    valid value or no field at all, so "invalid data accepted" cannot be judged there."""
     multipart = (case.media_type or "").startswith("multipart/")
-    case.call_and_validate(
-        headers=headers, excluded_checks=[negative_data_rejection] if multipart else None
+    return [negative_data_rejection] if multipart else []
+
+
+@pytest.mark.slow
+def test_sequences_of_calls_keep_to_the_schema(callers):
+    """The stateful phase: a style created, then activated, fetched, its renditions listed and
+    retried, by the same callers in turn, and every answer as documented."""
+
+    class Workflow(schema.as_state_machine()):
+        # Each sequence starts from the same shop, callers and cache: Hypothesis replays them.
+        def setup(self) -> None:
+            self.savepoint = transaction.savepoint()
+            self.turns = {kind: itertools.cycle(r) for kind, r in callers["rotations"].items()}
+            cache.clear()
+
+        def teardown(self) -> None:
+            transaction.savepoint_rollback(self.savepoint)
+            cache.clear()
+
+        def get_call_kwargs(self, case) -> dict:
+            Shopper.objects.get_or_create(token=SHOPPER_TOKEN)
+            Token.objects.get_or_create(key=ACCOUNT_TOKEN, defaults={"user": callers["account"]})
+            return {"headers": next(self.turns["staff" if "/staff/" in case.path else "shopper"])}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                # A sequence keeps its cookies, so a call it resends without credentials still
+                # carries the session shopper it started: "auth ignored" cannot be judged.
+                excluded_checks=[*_multipart_exclusions(case), ignored_auth],
+                transport_kwargs=kwargs,
+            )
+
+    run_state_machine_as_test(
+        Workflow,
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
     )
