@@ -13,7 +13,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, I
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from styletransfer.api.base import MAX_ID, Pagination, TokenAuthentication, error_responses
+from styletransfer.api.base import Pagination, TokenAuthentication, error_responses, parse_id
 
 from ..events import decisions_of, events_ingest
 from ..serving.chooser import choose_images, device_class
@@ -74,11 +74,11 @@ class EventsView(APIView):
             if isinstance(events, list)
             else []
         )
-        ids = [
-            i for i in ids if isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= MAX_ID
-        ]
+        # As the serializer reads them: numbers, or digits in a string (as data-decision has them).
+        ids = [parse_id(i) for i in ids if isinstance(i, int | str) and not isinstance(i, bool)]
         serializer = EventBatchSerializer(
-            data=request.data, context={"decisions": decisions_of(shopper, ids)}
+            data=request.data,
+            context={"decisions": decisions_of(shopper, [i for i in ids if i is not None])},
         )
         serializer.is_valid(raise_exception=True)
         result = events_ingest(

@@ -99,3 +99,24 @@ def test_the_embedded_sqlite_default_answers_the_same(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[404, 404, 404, 400, 200]"
+
+
+def test_a_decision_sent_as_the_markup_has_it_a_string_of_digits_is_found(client, shop):
+    from .helpers import images
+
+    shown = images(client.get("/").content.decode())[0]
+    response = client.post(
+        "/api/v1/events/",
+        {
+            "events": [
+                {
+                    "type": "click",
+                    "decision": shown["data-decision"],
+                    "product": shown["data-product"],
+                }
+            ]
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    assert response.json()["stored"] == 1
