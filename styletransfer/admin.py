@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from . import selectors, services
 from .conf import conf
-from .models import Rendition, Style, engine_choices
+from .models import Rendition, Style, WebImageFormField, engine_choices
 
 PREVIEW_PRODUCTS = 4
 THUMB = (
@@ -27,6 +27,8 @@ class StyleForm(forms.ModelForm):
     class Meta:
         model = Style
         fields = ["name", "slug", "description", "reference_image", "active", *Style.RENDER_FIELDS]
+        # Only the allowed formats' decoders read the upload (keeps the admin's widget).
+        field_classes = {"reference_image": WebImageFormField}
 
 
 @admin.register(Style)

@@ -75,6 +75,23 @@ def _check_cache_is_shared(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
+def _check_image_formats(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """IMAGE_FORMATS names Pillow's formats; a typo would refuse every image at render time."""
+    from .engines.images import allowed_formats  # Pillow's plugin registry: only when checked
+
+    try:
+        allowed_formats(conf.IMAGE_FORMATS)
+    except ValueError as exc:
+        return [
+            checks.Error(
+                f"STYLETRANSFER['IMAGE_FORMATS']: {exc}",
+                hint="A list of Pillow format names, e.g. ['JPEG', 'PNG', 'WEBP', 'GIF'].",
+                id="styletransfer.E005",
+            )
+        ]
+    return []
+
+
 def _check_known_keys(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return conf.check_keys()
 
@@ -84,3 +101,4 @@ def register() -> None:
     checks.register(_check_settings)
     checks.register(_check_rendition_key)
     checks.register(_check_cache_is_shared)
+    checks.register(_check_image_formats)

@@ -80,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "OUTPUT_QUALITY": 88,
     # Larger sources are refused (decompression bombs) before any pixel is decoded.
     "MAX_SOURCE_PIXELS": 40_000_000,
+    # Pillow format names whose decoders may read uploads and sources; nothing else is parsed.
+    "IMAGE_FORMATS": ["JPEG", "PNG", "WEBP", "GIF"],
     # A render running longer than this is stopped; a "rendering" row older than
     # STALE_AFTER seconds is assumed lost with its worker and is rendered again.
     "RENDER_TIME_LIMIT": 900,

@@ -1,11 +1,14 @@
 """Styles a merchandiser manages, the product images they apply to, and their renditions."""
 
+from django import forms
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from . import keys
+from .conf import conf
+from .engines.errors import InputImageError
 from .engines.params import ENGINE_NAMES, MODES, RenderParams
 
 
@@ -16,6 +19,41 @@ def validate_engine(value: str) -> None:
 
 def engine_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in ENGINE_NAMES]
+
+
+class WebImageFormField(forms.ImageField):
+    """An image upload that only the decoders of STYLETRANSFER['IMAGE_FORMATS'] ever read.
+
+    Django's ImageField lets every Pillow plugin identify an upload; this one refuses any
+    other format (and images over MAX_SOURCE_PIXELS) first, saying why.
+    """
+
+    def to_python(self, data):
+        upload = forms.FileField.to_python(self, data)
+        if upload is None:
+            return None
+        from PIL import Image
+
+        from .engines.images import check_image  # Pillow's codecs: only once a file arrives
+
+        if hasattr(upload, "temporary_file_path"):
+            source = upload.temporary_file_path()
+        else:
+            upload.seek(0)
+            source = upload
+        try:
+            image_format = check_image(
+                source, max_pixels=conf.MAX_SOURCE_PIXELS, formats=conf.IMAGE_FORMATS
+            )
+        except InputImageError as exc:
+            reason = str(exc)
+            raise ValidationError(
+                f"{reason[:1].upper()}{reason[1:]}.", code="invalid_image"
+            ) from exc
+        finally:
+            upload.seek(0)
+        upload.content_type = Image.MIME.get(image_format)
+        return upload
 
 
 class Style(models.Model):

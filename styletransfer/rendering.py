@@ -108,7 +108,7 @@ def _open_stored(name: str):
 
     try:
         with default_storage.open(name, "rb") as fh:
-            return open_image(fh, max_pixels=conf.MAX_SOURCE_PIXELS)
+            return open_image(fh, max_pixels=conf.MAX_SOURCE_PIXELS, formats=conf.IMAGE_FORMATS)
     except FileNotFoundError as exc:
         raise InputImageError(f"the file {name} is missing from storage") from exc
 

@@ -4,11 +4,25 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..engines.params import ENGINE_NAMES
-from ..models import Rendition, Style
+from ..models import Rendition, Style, WebImageFormField
 from .base import StrictBooleanField
 
 # Reference paintings are photos, not posters: anything larger is a mistake or an attack.
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+
+
+class ReferenceImageField(serializers.ImageField):
+    """A style's reference upload: its size first, then only the allowed formats' decoders."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(_DjangoImageField=WebImageFormField, **kwargs)
+
+    def to_internal_value(self, data):
+        if getattr(data, "size", 0) > MAX_REFERENCE_BYTES:
+            raise serializers.ValidationError(
+                f"The image is larger than {MAX_REFERENCE_BYTES // (1024 * 1024)} MB."
+            )
+        return super().to_internal_value(data)
 
 
 class StyleSerializer(serializers.ModelSerializer):
@@ -40,6 +54,9 @@ class StaffStyleSerializer(serializers.ModelSerializer):
         choices=[m for m, _ in Style.MODE_CHOICES], default=Style._meta.get_field("mode").default
     )
     preserve_colors = StrictBooleanField(default=False)
+    reference_image = ReferenceImageField(
+        max_length=Style._meta.get_field("reference_image").max_length
+    )
     embedding_ready = serializers.SerializerMethodField(
         help_text="Whether the recommender can score the style (its embedding is computed)."
     )
@@ -69,13 +86,6 @@ class StaffStyleSerializer(serializers.ModelSerializer):
     @extend_schema_field(CoverageSerializer)
     def get_coverage(self, style: Style) -> dict:
         return self.context["coverage"][style.pk]
-
-    def validate_reference_image(self, image):
-        if image.size > MAX_REFERENCE_BYTES:
-            raise serializers.ValidationError(
-                f"The image is larger than {MAX_REFERENCE_BYTES // (1024 * 1024)} MB."
-            )
-        return image
 
     def validate_sharpen(self, value: float) -> float:
         if value != value:  # NaN passes the range validators

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from .engine import get_engine
 from .errors import EngineError, InputImageError, OutOfMemory, WeightsError
-from .images import open_image
+from .images import WEB_FORMATS, allowed_formats, open_image
 from .params import ENGINE_NAMES, MODES, RenderParams
 
 if TYPE_CHECKING:
@@ -69,6 +69,12 @@ def add_render_command(commands: argparse._SubParsersAction) -> None:
     render.add_argument("--sharpen", type=float, default=0.0, help="0 to 1, light unsharp mask")
     render.add_argument("--denoise", type=float, default=0.0, help="0 to 1, light smoothing")
     render.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    render.add_argument(
+        "--formats",
+        type=_formats,
+        default=WEB_FORMATS,
+        help=f"comma-separated image formats to read (default {','.join(WEB_FORMATS)})",
+    )
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(handler=run_render)
 
@@ -140,8 +146,8 @@ def run_render(args: argparse.Namespace) -> int:
         ).validate()
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from exc
-    content = _open(open_image, args.content, "content")
-    style = _open(open_image, args.style, "style")
+    content = _open(args.content, "content", args.formats)
+    style = _open(args.style, "style", args.formats)
 
     engine = get_engine(params.engine, args.device)
     with _progress_bar(args.quiet, params.engine) as progress:
@@ -150,9 +156,16 @@ def run_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open(open_image: Callable[[Path], Image.Image], path: Path, role: str) -> Image.Image:
+def _formats(value: str) -> tuple[str, ...]:
     try:
-        return open_image(path)
+        return allowed_formats([name.strip() for name in value.split(",") if name.strip()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _open(path: Path, role: str, formats: Sequence[str]) -> Image.Image:
+    try:
+        return open_image(path, formats=formats)
     except InputImageError as exc:
         raise InputImageError(f"{role} image {path}: {exc}") from exc
 

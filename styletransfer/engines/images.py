@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +18,47 @@ from .errors import InputImageError
 
 WHITE = np.ones(3, dtype=np.float32)
 MAX_FILE_BYTES = 256 * 2**20  # no real product photo or painting is bigger
+# The formats shops serve; any other is decoded only where a shop opts in (its Pillow
+# plugin is a parser the shop never needed: CVE-2026-40192 was one in FITS).
+WEB_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+
+# Magic bytes, so a refusal can name a file's format without any Pillow plugin
+# reading it: (offset, signature, format).
+_SIGNATURES = (
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"GIF87a", "GIF"),
+    (0, b"GIF89a", "GIF"),
+    (8, b"WEBP", "WEBP"),
+    (0, b"SIMPLE  =", "FITS"),
+    (0, b"%!PS", "EPS"),
+    (0, b"\xc5\xd0\xd3\xc6", "EPS"),
+    (0, b"%PDF", "PDF"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"BM", "BMP"),
+    (0, b"\x00\x00\x01\x00", "ICO"),
+    (0, b"DDS ", "DDS"),
+    (0, b"\x01\xda", "SGI"),
+    (0, b"8BPS", "PSD"),
+    (0, b"Image type", "IM"),
+    (0, b"icns", "ICNS"),
+    (0, b"qoif", "QOI"),
+    (0, b"gimp xcf", "XCF"),
+    (0, b"\xff\x4f\xff\x51", "JPEG2000"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"),
+    (0, b"\xff\x0a", "JPEG XL"),
+    (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+    (4, b"ftypavi", "AVIF"),
+    (4, b"ftyphei", "HEIF"),
+    (4, b"ftypmif1", "HEIF"),
+    (0, b"BLP", "BLP"),
+    (0, b"\x76\x2f\x31\x01", "OpenEXR"),
+    (0, b"<svg", "SVG"),
+)
+_NETPBM = re.compile(rb"P[1-7fF]\s")
+_TGA_FOOTER = b"TRUEVISION-XFILE.\x00"
+_PCX_VERSIONS = (0, 2, 3, 4, 5)
 
 
 @dataclass
@@ -30,26 +73,117 @@ class Canvas:
 
 
 def open_image(
-    source: str | Path | bytes | BinaryIO, *, max_pixels: int = 40_000_000
+    source: str | Path | bytes | BinaryIO,
+    *,
+    max_pixels: int = 40_000_000,
+    formats: Sequence[str] = WEB_FORMATS,
 ) -> Image.Image:
-    """Decode `source` into an upright RGB or RGBA image, or raise InputImageError."""
+    """Decode `source` into an upright RGB or RGBA image, or raise InputImageError.
+
+    Only the plugins of `formats` (Pillow's names) ever see the bytes; the first frame
+    of an animation is the image.
+    """
+    allowed = allowed_formats(formats)
     data = _read_source(source)
+    with _decoding_errors():
+        image = _identify(data, allowed, max_pixels)
+        image.seek(0)  # first frame of animations
+        image.load()
+    # Broken EXIF may cost the picture its rotation, never the picture.
+    with contextlib.suppress(Exception):
+        image = ImageOps.exif_transpose(image) or image
+    try:
+        return _normalise_mode(image)
+    except (OSError, ValueError) as exc:
+        raise InputImageError(f"unsupported image mode {image.mode}: {exc}") from exc
+
+
+def check_image(
+    source: str | Path | bytes | BinaryIO,
+    *,
+    max_pixels: int = 40_000_000,
+    formats: Sequence[str] = WEB_FORMATS,
+) -> str:
+    """The format of `source` once its header, size and structure pass (no pixels decoded).
+
+    What an upload form needs: the same refusals as open_image, at a fraction of the cost.
+    """
+    allowed = allowed_formats(formats)
+    data = _read_source(source)
+    with _decoding_errors():
+        image = _identify(data, allowed, max_pixels)
+        image_format = image.format or ""
+        image.verify()  # PNG: chunk checksums; a cheap check, like Django's ImageField
+    return image_format
+
+
+def readable_formats() -> frozenset[str]:
+    """Every format name Pillow can open (registering its plugins parses no file)."""
+    Image.init()
+    return frozenset(Image.OPEN)
+
+
+def allowed_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """`formats` as Pillow's upper-case names; ValueError for a name Pillow does not know."""
+    if not isinstance(formats, list | tuple) or not formats:
+        raise ValueError(f"formats must be a non-empty list of format names, not {formats!r}")
+    allowed = tuple(str(name).upper() for name in formats)
+    unknown = sorted(set(allowed) - readable_formats())
+    if unknown:
+        raise ValueError(f"unknown image format(s) {', '.join(unknown)}")
+    return allowed
+
+
+def _identify(data: bytes, allowed: tuple[str, ...], max_pixels: int) -> Image.Image:
+    """Open `data` with the plugins of `allowed` only, refusing empty and oversized images."""
     if not data:
         raise InputImageError("the image file is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data), formats=allowed)
+    except UnidentifiedImageError as exc:
+        raise InputImageError(_refusal(data, allowed)) from exc
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InputImageError("the image has no pixels")
+    if width * height > max_pixels:
+        raise InputImageError(
+            f"the image is {width}x{height} px, over the limit of {max_pixels:,} pixels"
+        )
+    return image
+
+
+def _refusal(data: bytes, allowed: tuple[str, ...]) -> str:
+    """Why no allowed plugin took the file, naming its real format when the bytes tell."""
+    named = sniff_format(data)
+    if named is None:
+        return f"the file is not an image in an allowed format ({', '.join(allowed)})"
+    if named in allowed:
+        return f"the file starts like a {named} image but is corrupt or truncated"
+    return f"the file is in {named} format; only {', '.join(allowed)} images are allowed"
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format `data`'s magic bytes name, found without any Pillow plugin; None if unknown."""
+    for offset, signature, name in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature:
+            return name
+    if _NETPBM.match(data[:3]):
+        return "PPM"
+    if data.endswith(_TGA_FOOTER):
+        return "TGA"
+    if len(data) > 2 and data[0] == 0x0A and data[1] in _PCX_VERSIONS and data[2] == 1:
+        return "PCX"
+    return None
+
+
+@contextlib.contextmanager
+def _decoding_errors() -> Iterator[None]:
+    """Whatever a decoder raises becomes one InputImageError with the reason."""
     try:
         with warnings.catch_warnings():
             # Pillow warns before it refuses; a warning-sized image is already a bomb to us.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width < 1 or height < 1:
-                raise InputImageError("the image has no pixels")
-            if width * height > max_pixels:
-                raise InputImageError(
-                    f"the image is {width}x{height} px, over the limit of {max_pixels:,} pixels"
-                )
-            image.seek(0)  # first frame of animations
-            image.load()
+            yield
     except InputImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -58,13 +192,6 @@ def open_image(
         raise InputImageError("the file is not an image Pillow can read") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise InputImageError(f"the image is corrupt or truncated: {exc}") from exc
-    # Broken EXIF may cost the picture its rotation, never the picture.
-    with contextlib.suppress(Exception):
-        image = ImageOps.exif_transpose(image) or image
-    try:
-        return _normalise_mode(image)
-    except (OSError, ValueError) as exc:
-        raise InputImageError(f"unsupported image mode {image.mode}: {exc}") from exc
 
 
 def _read_source(source: str | Path | bytes | BinaryIO) -> bytes:
