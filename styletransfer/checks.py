@@ -1,4 +1,4 @@
-"""System checks: the settings a shop must give, and the rendition key constraint."""
+"""System checks: the settings a shop must give, the rendition key constraint, the broker."""
 
 from django.apps import apps
 from django.conf import settings
@@ -92,6 +92,38 @@ def _check_image_formats(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
+# Brokers that hand an unacknowledged message to another worker after a visibility timeout.
+VISIBILITY_TIMEOUT_BROKERS = {"redis", "rediss", "sentinel", "sqs"}
+DEFAULT_VISIBILITY_TIMEOUT = 3600  # kombu's, for Redis and SQS
+
+
+def _check_visibility_timeout(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Renders acknowledge late: a visibility timeout shorter than the longest render hands a
+    healthy render to a second worker while the first still runs it."""
+    from celery import current_app
+
+    broker_url = current_app.conf.broker_url or ""
+    if not isinstance(broker_url, str):  # a list of failover URLs: the first decides
+        broker_url = broker_url[0] if broker_url else ""
+    scheme = broker_url.partition("://")[0].partition("+")[0].lower()
+    if scheme not in VISIBILITY_TIMEOUT_BROKERS:
+        return []
+    options = current_app.conf.broker_transport_options or {}
+    timeout = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT)
+    longest = conf.RENDER_TIME_LIMIT + 60  # the render task's hard time limit
+    if timeout >= longest:
+        return []
+    return [
+        checks.Warning(
+            f"The broker's visibility timeout ({timeout} s) is shorter than the longest render "
+            f"({longest} s): a render still running is handed to a second worker.",
+            hint="Set broker_transport_options['visibility_timeout'] (CELERY_BROKER_TRANSPORT_"
+            f"OPTIONS) to {longest} s or more, or lower STYLETRANSFER['RENDER_TIME_LIMIT'].",
+            id="styletransfer.W002",
+        )
+    ]
+
+
 def _check_known_keys(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return conf.check_keys()
 
@@ -101,4 +133,5 @@ def register() -> None:
     checks.register(_check_settings)
     checks.register(_check_rendition_key)
     checks.register(_check_cache_is_shared)
+    checks.register(_check_visibility_timeout)
     checks.register(_check_image_formats)

@@ -83,9 +83,15 @@ DEFAULTS: dict[str, Any] = {
     # Pillow format names whose decoders may read uploads and sources; nothing else is parsed.
     "IMAGE_FORMATS": ["JPEG", "PNG", "WEBP", "GIF"],
     # A render running longer than this is stopped; a "rendering" row older than
-    # STALE_AFTER seconds is assumed lost with its worker and is rendered again.
+    # STALE_AFTER seconds with no heartbeat (an older worker's) is assumed lost and rendered again.
     "RENDER_TIME_LIMIT": 900,
     "STALE_AFTER": 1200,
+    # A rendering worker refreshes its claim's heartbeat this often (seconds)...
+    "HEARTBEAT_INTERVAL": 10,
+    # ...and a claim not refreshed for this long is dead: its render is taken over at once.
+    "HEARTBEAT_TIMEOUT": 45,
+    # Every render worker (and render_catalog --wait) re-enqueues dead claims this often.
+    "RECOVERY_INTERVAL": 30,
     # Pending rows not picked up within this many seconds are enqueued again (broker was down).
     "REQUEUE_AFTER": 300,
     # Activating a style enqueues its renders in batches of this many products, one batch

@@ -205,6 +205,9 @@ class Rendition(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed by the rendering worker while it renders (database clock); a claim whose
+    # heartbeat stopped is dead and is rendered again. Null for claims of workers sending none.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -3,12 +3,14 @@
 import io
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import DatabaseError, connection, models, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import invalidation, keys
@@ -23,37 +25,104 @@ logger = logging.getLogger(__name__)
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
+def dead_claims() -> models.Q:
+    """Rendering rows whose worker is gone: no heartbeat for HEARTBEAT_TIMEOUT seconds (by the
+    database's clock, so no two machines' clocks are compared), or, for a worker that sends
+    none (an older release), started more than STALE_AFTER seconds ago."""
+    silent = timezone.timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
+    stale = timezone.now() - timezone.timedelta(seconds=conf.STALE_AFTER)
+    no_heartbeat = models.Q(heartbeat_at__isnull=True)
+    return models.Q(heartbeat_at__lt=Now() - silent) | (
+        no_heartbeat & (models.Q(started_at__isnull=True) | models.Q(started_at__lt=stale))
+    )
+
+
 def _claim(rendition_id: int, task_id: str | None, stale_claim: str | None) -> Rendition | None:
-    """Mark the rendition as rendering by us, unless it is done or someone else is on it.
+    """Mark the rendition as rendering by us, unless it is done or a live worker is on it.
 
     A redelivered message keeps its task id, so a render whose worker died is taken over
-    at once; another task takes it over once the claim is stale (by our clock, or by the
-    sweep's, which names the exact claim it judged lost).
+    at once; another task takes it over once the claim is dead (dead_claims), or, for a
+    claim with no heartbeat, when the sweep of an older release named that exact claim.
     """
     with transaction.atomic():
         rendition = (
-            Rendition.objects.select_for_update().select_related("style").filter(pk=rendition_id)
+            Rendition.objects.select_for_update()
+            .select_related("style")
+            .annotate(
+                db_now=Now(),
+                claim_dead=models.ExpressionWrapper(
+                    dead_claims(), output_field=models.BooleanField()
+                ),
+            )
+            .filter(pk=rendition_id)
         ).first()
         if rendition is None or rendition.status in (
             Rendition.Status.READY,
             Rendition.Status.FAILED,
         ):
             return None
-        stale = timezone.now() - timezone.timedelta(seconds=conf.STALE_AFTER)
         held_by_other = (
             rendition.status == Rendition.Status.RENDERING
             and rendition.task_id != (task_id or "")
-            and rendition.started_at
-            and rendition.started_at > stale
+            and not rendition.claim_dead
         )
-        if held_by_other and rendition.started_at.isoformat() != stale_claim:
+        if held_by_other and (
+            rendition.heartbeat_at is not None or rendition.started_at.isoformat() != stale_claim
+        ):
             return None
         rendition.status = Rendition.Status.RENDERING
         rendition.started_at = timezone.now()
+        rendition.heartbeat_at = rendition.db_now
         rendition.attempts += 1
         rendition.task_id = task_id or ""
-        rendition.save(update_fields=["status", "started_at", "attempts", "task_id"])
+        rendition.save(
+            update_fields=["status", "started_at", "heartbeat_at", "attempts", "task_id"]
+        )
     return rendition
+
+
+class Heartbeat:
+    """While the engine runs, a daemon thread refreshes the claim's heartbeat_at every
+    HEARTBEAT_INTERVAL seconds, so a long healthy render is never taken for a dead one.
+
+    It stops when the block ends, or when the claim is no longer ours (taken over, finished).
+    """
+
+    def __init__(self, rendition: Rendition):
+        self.rendition_id = rendition.pk
+        self.claim = Rendition.objects.filter(
+            pk=rendition.pk,
+            status=Rendition.Status.RENDERING,
+            task_id=rendition.task_id,
+            started_at=rendition.started_at,
+        )
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._beat, name=f"rendition-{rendition.pk}-heartbeat", daemon=True
+        )
+
+    def __enter__(self) -> "Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)  # one UPDATE at most is in flight; never hold the render up
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(conf.HEARTBEAT_INTERVAL):
+                try:
+                    if not self.claim.update(heartbeat_at=Now()):
+                        logger.warning(
+                            "Rendition %s is no longer claimed by this render", self.rendition_id
+                        )
+                        return
+                except DatabaseError as exc:  # the next beat tries again
+                    logger.warning("Heartbeat of rendition %s failed: %s", self.rendition_id, exc)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection
 
 
 def rendition_render(
@@ -76,20 +145,21 @@ def rendition_render(
         _finish(rendition, status=Rendition.Status.FAILED, error="superseded by a newer style")
         return rendition
     started = time.perf_counter()
-    try:
-        content = _open_stored(rendition.source_name)
-        reference = _open_stored(style.reference_image.name)
-        engine = get_engine(style.engine, device or conf.DEVICE)
-        image = engine.render(content, reference, style.render_params())
-    except (InputImageError, ValueError) as exc:
-        _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
-        return rendition
-    except EngineError as exc:
-        if isinstance(exc, OutOfMemory):
-            raise
-        _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
-        return rendition
-    name = _store(rendition, style, image)
+    with Heartbeat(rendition):
+        try:
+            content = _open_stored(rendition.source_name)
+            reference = _open_stored(style.reference_image.name)
+            engine = get_engine(style.engine, device or conf.DEVICE)
+            image = engine.render(content, reference, style.render_params())
+        except (InputImageError, ValueError) as exc:
+            _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
+            return rendition
+        except EngineError as exc:
+            if isinstance(exc, OutOfMemory):
+                raise
+            _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
+            return rendition
+        name = _store(rendition, style, image)
     _finish(
         rendition,
         status=Rendition.Status.READY,

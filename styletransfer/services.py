@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import invalidation, keys, selectors, tasks
+from . import invalidation, keys, rendering, selectors, tasks
 from .conf import conf
 from .models import Rendition, SourceImage, Style
 
@@ -97,18 +97,14 @@ def rendition_request(*, source: SourceImage, style: Style) -> Rendition:
     return rendition
 
 
-def rendition_enqueue(*, rendition: Rendition, stale_claim: str | None = None) -> None:
+def rendition_enqueue(*, rendition: Rendition) -> None:
     """Send the render to the render queue once the row is committed; a down broker is logged,
-    and the row stays pending for renditions_requeue to send again.
-
-    `stale_claim` (the started_at of a claim judged lost) lets the new task take it over.
-    """
+    and the row stays pending for renditions_requeue to send again."""
 
     def send() -> None:
         try:
             tasks.render_rendition.apply_async(
                 args=[rendition.pk],
-                kwargs={"stale_claim": stale_claim} if stale_claim else {},
                 queue=conf.RENDER_QUEUE,
                 retry=False,
             )
@@ -121,24 +117,37 @@ def rendition_enqueue(*, rendition: Rendition, stale_claim: str | None = None) -
 
 
 def renditions_requeue() -> int:
-    """Enqueue again what a down broker or a lost worker left behind; returns how many."""
+    """Enqueue again what a down broker or a dead worker left behind; returns how many.
+
+    Beat's sweep, every render worker's recovery loop and render_catalog --wait call it. A
+    dead claim (rendering.dead_claims) is released to pending by an UPDATE that matches only
+    the claim as it was seen, so when several of them run at once one enqueues it, and a
+    claim whose heartbeat came back in the meantime is left to its worker.
+    """
     now = timezone.now()
-    never_sent = Rendition.objects.filter(status=Rendition.Status.PENDING).filter(
-        enqueued_at__isnull=True
-    ) | Rendition.objects.filter(
-        status=Rendition.Status.PENDING,
-        enqueued_at__lt=now - timezone.timedelta(seconds=conf.REQUEUE_AFTER),
+    pending = Rendition.objects.filter(status=Rendition.Status.PENDING)
+    never_sent = list(
+        pending.filter(enqueued_at__isnull=True)
+        | pending.filter(enqueued_at__lt=now - timezone.timedelta(seconds=conf.REQUEUE_AFTER))
     )
-    lost = Rendition.objects.filter(
-        status=Rendition.Status.RENDERING,
-        started_at__lt=now - timezone.timedelta(seconds=conf.STALE_AFTER),
+    released = []
+    dead = Rendition.objects.filter(status=Rendition.Status.RENDERING).filter(
+        rendering.dead_claims()
     )
-    count = 0
-    for rendition in (never_sent | lost).distinct():
-        stale_claim = rendition.started_at.isoformat() if rendition.started_at else None
-        rendition_enqueue(rendition=rendition, stale_claim=stale_claim)
-        count += 1
-    return count
+    for rendition in dead:
+        claim = Rendition.objects.filter(
+            pk=rendition.pk,
+            status=Rendition.Status.RENDERING,
+            task_id=rendition.task_id,
+            started_at=rendition.started_at,
+            heartbeat_at=rendition.heartbeat_at,
+        )
+        if claim.update(status=Rendition.Status.PENDING, heartbeat_at=None, enqueued_at=None):
+            logger.warning("Rendition %s: its worker is gone; rendering it again", rendition.pk)
+            released.append(rendition)
+    for rendition in [*never_sent, *released]:
+        rendition_enqueue(rendition=rendition)
+    return len(never_sent) + len(released)
 
 
 def styles_catch_up() -> int:

@@ -31,6 +31,7 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 def render_rendition(
     self, rendition_id: int, device: str | None = None, stale_claim: str | None = None
 ) -> str:
+    # stale_claim: sent by the sweep of releases before heartbeats; messages may still carry it.
     try:
         rendition = rendering.rendition_render(
             rendition_id=rendition_id,

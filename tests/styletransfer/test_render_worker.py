@@ -1,6 +1,7 @@
 """Renders through the real Redis broker and a real `celery worker` process."""
 
 import io
+import os
 import signal
 import time
 from pathlib import Path
@@ -9,14 +10,19 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.utils import timezone
 
 from storefront.models import Category, Product
-from styletransfer import selectors, services
+from styletransfer import selectors, services, tasks
 from styletransfer.models import Rendition, Style
+from tests.conftest import ROOT, WorkerProcess
 
 from .helpers import make_style, product_png
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+# Heartbeats and recovery rounds a few seconds apart, so a dead worker is noticed in seconds.
+FAST_RECOVERY = {"HEARTBEAT_INTERVAL": 0.5, "HEARTBEAT_TIMEOUT": 3, "RECOVERY_INTERVAL": 1}
 
 
 def wait_for(condition, timeout=120, interval=0.3, message="condition"):
@@ -61,12 +67,43 @@ def test_two_concurrent_requests_render_once(celery_worker):
     assert Rendition.objects.get(pk=first.pk).attempts == 1
 
 
-def test_a_worker_killed_mid_render_leaves_no_partial_file(celery_worker, settings):
+def worker_env(tmp_path: Path, **styletransfer) -> dict:
+    """Environment for a worker whose STYLETRANSFER differs: a settings module of its own."""
+    (tmp_path / "worker_settings.py").write_text(
+        "from tests.settings import *  # noqa: F403\n"
+        f"STYLETRANSFER = {{**STYLETRANSFER, **{styletransfer!r}}}  # noqa: F405\n"
+    )
+    return {
+        "DJANGO_SETTINGS_MODULE": "worker_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+    }
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """Start real workers with their own STYLETRANSFER settings; they are stopped after the test."""
+    from storefront.celery import app
+
+    app.control.purge()
+    workers = []
+
+    def start(**styletransfer) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"worker-{len(workers)}.log")
+        worker.start(env=worker_env(tmp_path, **styletransfer))
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.kill(signal.SIGTERM)
+
+
+def start_slow_render(slug: str):
+    """A render long enough on a CPU to be caught mid-way, and the folder its file goes to."""
     category = Category.objects.create(name="Things", slug="things")
     product = Product(slug="vase", name="Vase", price=5, category=category)
     product.image.save("vase.png", ContentFile(product_png(size=256)), save=True)
-    # The optimize engine takes long enough on a CPU to be caught mid-render.
-    style = make_style("slow", engine="optimize", steps=60, size=128)
+    style = make_style(slug, engine="optimize", steps=15, size=128)
     source = services.source_images_of([product])[product.pk]
     rendition = services.rendition_request(source=source, style=style)
     wait_for(
@@ -74,28 +111,55 @@ def test_a_worker_killed_mid_render_leaves_no_partial_file(celery_worker, settin
         message="the render to start",
     )
     time.sleep(1)
-    celery_worker.kill(signal.SIGKILL)
+    return rendition, Path(default_storage.path(f"renditions/{style.slug}"))
+
+
+def assert_rendered_once_after_a_kill(rendition, folder: Path) -> None:
     rendition.refresh_from_db()
-    assert rendition.status == "rendering" and not rendition.file
-    folder = Path(default_storage.path(f"renditions/{style.slug}"))
+    assert rendition.status == "ready"
+    assert rendition.attempts == 2, "the dead worker's try and one more, never two at once"
+    assert Rendition.objects.filter(style=rendition.style).count() == 1
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert [p.name for p in files] == [Path(rendition.file.name).name], "no .partial file"
+
+
+def test_a_render_held_by_a_killed_worker_is_rendered_again_without_beat(start_worker):
+    worker = start_worker(**FAST_RECOVERY)
+    rendition, folder = start_slow_render("slow")
+    killed = time.monotonic()
+    worker.kill(signal.SIGKILL)
+    rendition.refresh_from_db()
+    assert rendition.status == "rendering" and rendition.heartbeat_at and not rendition.file
     assert not [p for p in folder.rglob("*") if p.is_file()], "no file, whole or partial"
-    # The broker hands the unacknowledged message out again after its visibility timeout
-    # (an hour by default); the periodic sweep is quicker: once the claim is stale, it
-    # enqueues the render again and the new worker finishes it, once.
-    celery_worker.start()
-    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "STALE_AFTER": 1}
-    time.sleep(1.5)
-    assert services.renditions_requeue() == 1
+    # The broker keeps the message for its visibility timeout (an hour); the new worker's
+    # recovery loop sees the claim's heartbeat stop and enqueues the render again.
+    worker = start_worker(**FAST_RECOVERY)
     wait_for(
         lambda: Rendition.objects.get(pk=rendition.pk).status == "ready",
-        timeout=300,
-        message=f"the render after restart\n{celery_worker.log_tail()}",
+        timeout=120 - (time.monotonic() - killed),
+        message=f"the render within 120 s of the kill\n{worker.log_tail()}",
     )
-    rendition.refresh_from_db()
-    assert rendition.attempts == 2
-    assert Rendition.objects.filter(style=style).count() == 1
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    assert [p.name for p in files] == [Path(rendition.file.name).name]
+    print(f"kill -> ready: {time.monotonic() - killed:.1f} s")
+    assert_rendered_once_after_a_kill(rendition, folder)
+
+
+def test_a_worker_killed_mid_render_is_rendered_again_by_the_sweep(start_worker, settings):
+    # Workers with the default settings (their own recovery loop waits 45 s for a heartbeat);
+    # this process judges with a short timeout, as beat's sweep would after 45 s.
+    worker = start_worker()
+    rendition, folder = start_slow_render("swept")
+    worker.kill(signal.SIGKILL)
+    worker = start_worker()
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "HEARTBEAT_TIMEOUT": 1}
+    time.sleep(1.5)
+    assert tasks.sweep()["requeued"] == 1
+    assert tasks.sweep()["requeued"] == 0, "sent once"
+    wait_for(
+        lambda: Rendition.objects.get(pk=rendition.pk).status == "ready",
+        timeout=120,
+        message=f"the render after the sweep\n{worker.log_tail()}",
+    )
+    assert_rendered_once_after_a_kill(rendition, folder)
 
 
 def test_hostile_images_fail_while_the_worker_keeps_serving(celery_worker):
@@ -148,3 +212,31 @@ def test_render_catalog_waits_until_every_active_style_is_ready(celery_worker):
         assert f"{slug}: {total} ready, 0 failed, {total} products" in out.getvalue()
     keys = Rendition.objects.values_list("source_hash", "style", "style_version", "params_hash")
     assert len(keys) == len(set(keys)), "no duplicates"
+
+
+def test_render_catalog_wait_recovers_a_claim_that_dies_while_it_waits(start_worker, settings):
+    # The worker's own recovery loop is an hour apart here: only the command can recover it.
+    start_worker(RECOVERY_INTERVAL=3600)
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, **FAST_RECOVERY}
+    category = Category.objects.create(name="Things", slug="things")
+    product = Product(slug="cup", name="Cup", price=5, category=category)
+    product.image.save("cup.png", ContentFile(product_png()), save=True)
+    style = make_style("ghost", engine="color")
+    source = services.source_images_of([product])[product.pk]
+    # Claimed by a worker that died just now: live when the command starts, dead 3 s later.
+    Rendition.objects.create(
+        source_hash=source.content_hash,
+        style=style,
+        style_version=style.version,
+        params_hash=style.params_hash,
+        source_name=source.name,
+        status="rendering",
+        task_id="ghost",
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        enqueued_at=timezone.now(),
+    )
+    out = io.StringIO()
+    call_command("render_catalog", style="ghost", wait=True, timeout=60, stdout=out)
+    assert "ghost: 1 ready, 0 failed" in out.getvalue()
+    assert Rendition.objects.get(style=style).attempts == 1

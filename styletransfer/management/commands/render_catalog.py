@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from styletransfer import rendering, selectors, services
+from styletransfer.conf import conf
 from styletransfer.models import Rendition, Style
 
 
@@ -51,6 +52,7 @@ class Command(BaseCommand):
     def _wait(self, styles: list[Style], timeout: float, in_process: bool) -> bool:
         total = selectors.catalog_size() * len(styles)
         deadline = time.monotonic() + timeout
+        next_recovery = time.monotonic() + conf.RECOVERY_INTERVAL
         with tqdm(total=total, desc="renditions", unit="img") as bar:
             while time.monotonic() < deadline:
                 open_ids = list(
@@ -66,6 +68,10 @@ class Command(BaseCommand):
                 bar.update(min(done, total) - bar.n)
                 if not open_ids:
                     return True
+                if time.monotonic() >= next_recovery:
+                    # Renders whose worker died (or whose message was lost) are sent again.
+                    services.renditions_requeue()
+                    next_recovery = time.monotonic() + conf.RECOVERY_INTERVAL
                 if in_process:
                     # The embedded default has no render worker to wait for: render here.
                     if rendering.rendition_render(rendition_id=open_ids[0]) is None:
