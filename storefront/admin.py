@@ -1,7 +1,10 @@
 """Admin for the demo catalogue, with thumbnails so merchandisers see what they edit."""
 
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
+
+from styletransfer.models import WebImageFormField
 
 from .models import Category, Product
 
@@ -20,6 +23,8 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["thumbnail"]
+    # Product photos are read only by the web-image decoders the renders use.
+    formfield_overrides = {models.ImageField: {"form_class": WebImageFormField}}
 
     @admin.display(description="Image")
     def thumbnail(self, product: Product) -> str:

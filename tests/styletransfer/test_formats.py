@@ -11,7 +11,7 @@ from storefront.models import Category, Product
 from styletransfer import rendering, services
 from styletransfer.engines import InputImageError
 from styletransfer.models import Rendition, Style
-from tests.styletransfer.engines.test_formats import (
+from tests.styletransfer.engines.helpers import (
     FOREIGN,
     ODD,
     fits_bytes,
