@@ -190,7 +190,7 @@ CELERY_TIMEZONE = TIME_ZONE
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["styletransfer.api.base.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "events": os.environ.get("THROTTLE_EVENTS", "6000/min"),
         "catalog": os.environ.get("THROTTLE_CATALOG", "1200/min"),

@@ -30,7 +30,10 @@ def loop_settings(prefetched: LoopSettings | None = None) -> LoopSettings:
             logger.warning("Cache entry %s unreadable", SETTINGS_KEY, exc_info=True)
     if settings is None:
         settings = LoopSettings.objects.first() or _defaults()
-        cache.set(SETTINGS_KEY, settings, conf.CACHE_TIMEOUT)
+        try:
+            cache.set(SETTINGS_KEY, settings, conf.CACHE_TIMEOUT)
+        except Exception:  # the next page reads the row again
+            logger.warning("Cache entry %s not written", SETTINGS_KEY, exc_info=True)
     return settings
 
 

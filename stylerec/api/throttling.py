@@ -1,6 +1,6 @@
 """Rate limits per scope, counted per shopper for app installs that call with a shopper token."""
 
-from rest_framework.throttling import ScopedRateThrottle
+from styletransfer.api.base import ScopedRateThrottle
 
 from ..models import Shopper
 

@@ -105,6 +105,14 @@ def cached(key: str) -> Any:
         return None
 
 
+def remember(key: str, value: Any) -> None:
+    """Keep `value` for the next page; a cache that is away only costs that page its speed."""
+    try:
+        _cache().set(key, value, conf.CACHE_TIMEOUT)
+    except Exception:
+        logger.warning("Cache entry %s not written", key, exc_info=True)
+
+
 def current_model(version: str | None = None) -> LoadedModel | None:
     """The latest full fit, decoded once per thread and version: a warm page reads only its
     version from the cache (`version`, from page_state, saves that round trip too)."""
@@ -119,8 +127,8 @@ def current_model(version: str | None = None) -> LoadedModel | None:
         if row is None:
             return None
         payload = {"version": row.version, **row.payload}
-        _cache().set(MODEL_KEY, payload, conf.CACHE_TIMEOUT)
-    _cache().set(MODEL_VERSION_KEY, payload["version"], conf.CACHE_TIMEOUT)
+        remember(MODEL_KEY, payload)
+    remember(MODEL_VERSION_KEY, payload["version"])
     if loaded is None or loaded.version != payload["version"]:
         # stylerec.ml: not at start-up, where the admin imports this module.
         from ..ml.preferences import Preference
@@ -168,7 +176,7 @@ def shopper_preference(
 
 
 def preference_cached(model_version: str, shopper_id: int, data: bytes) -> None:
-    _cache().set(_preference_key(shopper_id), (model_version, data), conf.CACHE_TIMEOUT)
+    remember(_preference_key(shopper_id), (model_version, data))
 
 
 def active_styles(prefetched: list[ActiveStyle] | None = None) -> list[ActiveStyle]:
@@ -182,7 +190,7 @@ def active_styles(prefetched: list[ActiveStyle] | None = None) -> list[ActiveSty
             .values_list("pk", "slug", "version", "params_hash", "embedding_hash")
         )
         styles = [ActiveStyle(*row) for row in rows]
-        _cache().set(STYLES_KEY, styles, conf.CACHE_TIMEOUT)
+        remember(STYLES_KEY, styles)
     return styles
 
 

@@ -1,10 +1,15 @@
-"""The DRF pieces both apps' APIs share: token authentication, pagination, strict booleans,
-and what every error looks like in the OpenAPI schema."""
+"""The DRF pieces both apps' APIs share: token authentication, rate limits, pagination, strict
+booleans, and what every error looks like in the OpenAPI schema."""
+
+import logging
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import authentication, exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.throttling import ScopedRateThrottle as DRFScopedRateThrottle
+
+logger = logging.getLogger(__name__)
 
 # The largest id a database's bigint column holds: larger numbers are no object, not an error.
 MAX_ID = 2**63 - 1
@@ -17,6 +22,19 @@ def parse_id(value: object) -> int | None:
         return None
     number = int(text)
     return number if 1 <= number <= MAX_ID else None
+
+
+class ScopedRateThrottle(DRFScopedRateThrottle):
+    """DRF's per-scope limits, counted in the cache; while the cache is away, requests are let
+    through (logged) rather than refused with a server error: limits protect, they must not
+    take the shop down with the cache."""
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # redis-py, pymemcache... each raise their own types
+            logger.warning("Rate limit not counted (cache unavailable): %s", exc)
+            return True
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

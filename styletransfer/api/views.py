@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..models import Rendition, Style
 from ..queues import queue_depths
-from .base import Pagination, TokenAuthentication, error_responses, parse_id
+from .base import Pagination, ScopedRateThrottle, TokenAuthentication, error_responses, parse_id
 from .serializers import (
     CatchUpSerializer,
     QueuedSerializer,
@@ -65,6 +65,7 @@ class StaffModelPermission(permissions.IsAdminUser):
 class StaffAPIMixin:
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [StaffModelPermission]
+    throttle_classes = [ScopedRateThrottle]
     throttle_scope = "staff"
     pagination_class = Pagination
 
@@ -75,6 +76,7 @@ class StyleListView(ListAPIView):
     serializer_class = StyleSerializer
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [ScopedRateThrottle]
     throttle_scope = "catalog"
     pagination_class = None
 
