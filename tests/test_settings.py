@@ -1,33 +1,16 @@
 """Settings come from the environment with safe defaults."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, run_with_shop_settings
 
 
 def _settings_in_fresh_process(env: dict, expr: str) -> str:
     code = (
         f"import django, os; django.setup(); from django.conf import settings as s; print({expr})"
     )
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_DEBUG", "MEDIA_ROOT"}
-    }
-    clean["DJANGO_SETTINGS_MODULE"] = "storefront.settings"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_with_shop_settings(["-c", code], env)
+    out.check_returncode()
     return out.stdout.strip()
 
 
@@ -86,17 +69,9 @@ PRODUCTION = {
 
 @pytest.mark.slow
 def test_the_documented_production_settings_pass_the_deploy_checks(tmp_path):
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "DJANGO_DEBUG", "MEDIA_ROOT", "DJANGO_SETTINGS_MODULE"}
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env={**clean, **PRODUCTION, "STOREFRONT_VAR_DIR": str(tmp_path)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_with_shop_settings(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        {**PRODUCTION, "STOREFRONT_VAR_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -1,13 +1,10 @@
 """The embedded default's SQLite file holds when the web process and the worker write at once."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import run_with_shop_settings
 
 # A worker's write transaction holds the file for a moment; meanwhile the web process starts
 # a transaction that reads (a style, say) and then writes. With SQLite's default deferred
@@ -53,15 +50,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_a_write_while_the_worker_writes_waits_instead_of_failing(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "MEDIA_ROOT"}
-    }
-    env.update(DJANGO_SETTINGS_MODULE="storefront.settings", STOREFRONT_VAR_DIR=str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    result = run_with_shop_settings(["-c", SCRIPT], {"STOREFRONT_VAR_DIR": str(tmp_path)})
     assert "database is locked" not in result.stderr
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "2", "both writes are in the file"

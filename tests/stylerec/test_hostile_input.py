@@ -1,15 +1,12 @@
 """Numbers no database column holds, digits that are not ASCII: answers, never a server error."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.helpers import ROOT
+from tests.helpers import run_with_shop_settings
 
 from .api_client import app_install
 
@@ -88,15 +85,7 @@ SQLITE_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_the_embedded_sqlite_default_answers_the_same(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "MEDIA_ROOT"}
-    }
-    env.update(DJANGO_SETTINGS_MODULE="storefront.settings", STOREFRONT_VAR_DIR=str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    result = run_with_shop_settings(["-c", SQLITE_SCRIPT], {"STOREFRONT_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[404, 404, 404, 400, 200]"
 
