@@ -7,8 +7,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-# What bin/test sets for the suite; a fresh process without them gets the embedded default.
-SUITE_ONLY = {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_DEBUG", "MEDIA_ROOT"}
+# What bin/test and the browser tests set for the suite; a fresh process without them gets
+# the embedded default.
+SUITE_ONLY = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CACHE_URL",
+    "DJANGO_DEBUG",
+    "MEDIA_ROOT",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
 
 
 def run_with_shop_settings(args: list[str], env: dict) -> subprocess.CompletedProcess:
