@@ -39,7 +39,10 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            # `from pkg import module` imports the module, not (only) the package's own names.
+            submodules = [f"{base}.{alias.name}" for alias in node.names]
+            named = [m for m in submodules if m in known]
+            targets = named if len(named) == len(submodules) else [base, *named]
         else:
             continue
         for target in targets:
@@ -70,8 +73,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         stack.append(node)
         on_stack.add(node)
         for target in graph[node]:
-            # A package's __init__ re-exporting its modules is not a cycle of behaviour.
-            if target in graph and not node.startswith(target + "."):
+            if target in graph:
                 if target not in index:
                     visit(target)
                     low[node] = min(low[node], low[target])

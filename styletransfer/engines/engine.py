@@ -70,9 +70,9 @@ class Engine:
             raise
 
     def preprocess(self, content: Image.Image, style: Image.Image, params: RenderParams) -> Canvas:
-        from . import images  # numpy and Pillow: loaded with the first render
+        from .images import prepare_canvas  # numpy and Pillow: loaded with the first render
 
-        return images.prepare_canvas(content, style, size=params.size, mode=params.mode)
+        return prepare_canvas(content, style, size=params.size, mode=params.mode)
 
     def infer(self, canvas: Canvas, params: RenderParams, progress: Progress | None) -> np.ndarray:
         """Return the stylised canvas, H x W x 3 float32 in 0..1."""
@@ -81,9 +81,9 @@ class Engine:
     def postprocess(
         self, stylised: np.ndarray, canvas: Canvas, params: RenderParams
     ) -> Image.Image:
-        from . import images
+        from .images import finish
 
-        return images.finish(
+        return finish(
             stylised, canvas, sharpen=params.sharpen, denoise=params.denoise, mode=params.mode
         )
 
