@@ -12,6 +12,7 @@ partial files left; exits 1 unless all renditions are ready, once each, with no 
 """
 
 import argparse
+import io
 import os
 import signal
 import subprocess
@@ -69,6 +70,7 @@ def main() -> None:
     os.environ.update(CELERY_BROKER_URL=BROKER, CACHE_URL=BROKER)
     seeded_shop()
     from django.conf import settings
+    from django.core.management import call_command
     from django.db.models import Count
 
     from storefront.celery import app
@@ -83,12 +85,7 @@ def main() -> None:
     log.write_bytes(b"")
     worker = start_worker(log)
     started = time.monotonic()
-    for style in styles:
-        after = None
-        while True:
-            after = services.style_render_catalog(style=style, after_pk=after)
-            if after is None:
-                break
+    call_command("render_catalog", stdout=io.StringIO())  # requests every rendition, no wait
     current = Rendition.objects.filter(style__in=styles)
     total = current.count()
     held: dict[int, float] = {}  # rendition id -> when its worker was killed
