@@ -56,7 +56,7 @@ def source_images_sync(*, product) -> list[SourceImage]:
         styles = list(Style.objects.filter(active=True))
         for source in changed:
             for style in styles:
-                rendition_request(source=source, style=style)
+                rendition_request(source=source, style=style, bulk=True)
     return sources
 
 
@@ -74,7 +74,7 @@ def source_images_of(products) -> dict:
 # --- Requesting renditions ---------------------------------------------------------------------
 
 
-def rendition_request(*, source: SourceImage, style: Style) -> Rendition:
+def rendition_request(*, source: SourceImage, style: Style, bulk: bool = False) -> Rendition:
     """The rendition of `source` in the current version of `style`, enqueued if new.
 
     Race-safe: concurrent requests for one key create one row and enqueue one render.
@@ -93,11 +93,27 @@ def rendition_request(*, source: SourceImage, style: Style) -> Rendition:
     except IntegrityError:  # another process created it between our SELECT and INSERT
         rendition, created = Rendition.objects.get(**key), False
     if created:
-        rendition_enqueue(rendition=rendition)
+        rendition_enqueue(rendition=rendition, bulk=bulk)
     return rendition
 
 
-def rendition_enqueue(*, rendition: Rendition) -> None:
+def render_priority(*, bulk: bool) -> int | None:
+    """The message priority of a render: bulk ones (a catalogue, a photo import) queue behind
+    the rest (a recovered render, a retry, a preview, a page's miss), which then waits for at
+    most one render per worker instead of the whole catalogue.
+
+    Redis serves priority 0 first; RabbitMQ serves high numbers first, and only on a queue
+    declared with x-max-priority; other transports have none.
+    """
+    scheme = (tasks.render_rendition.app.conf.broker_url or "").split(":", 1)[0]
+    if scheme in {"redis", "rediss", "sentinel"}:
+        return 6 if bulk else 0  # two of kombu's default priority steps (0, 3, 6, 9)
+    if scheme in {"amqp", "amqps", "pyamqp"}:
+        return 0 if bulk else 9
+    return None
+
+
+def rendition_enqueue(*, rendition: Rendition, bulk: bool = False) -> None:
     """Send the render to the render queue once the row is committed; a down broker is logged,
     and the row stays pending for renditions_requeue to send again."""
 
@@ -106,6 +122,7 @@ def rendition_enqueue(*, rendition: Rendition) -> None:
             tasks.render_rendition.apply_async(
                 args=[rendition.pk],
                 queue=conf.RENDER_QUEUE,
+                priority=render_priority(bulk=bulk),
                 retry=False,
             )
         except Exception as exc:  # kombu raises many types; the shopper must not see any
@@ -145,7 +162,9 @@ def renditions_requeue() -> int:
         if claim.update(status=Rendition.Status.PENDING, heartbeat_at=None, enqueued_at=None):
             logger.warning("Rendition %s: its worker is gone; rendering it again", rendition.pk)
             released.append(rendition)
-    for rendition in [*never_sent, *released]:
+    for rendition in never_sent:  # mostly a catalogue the broker missed: bulk
+        rendition_enqueue(rendition=rendition, bulk=True)
+    for rendition in released:  # held by a dead worker: before the catalogue's queue
         rendition_enqueue(rendition=rendition)
     return len(never_sent) + len(released)
 
@@ -208,7 +227,7 @@ def style_render_catalog(*, style: Style, after_pk=None) -> object | None:
         products = products.filter(pk__gt=after_pk)
     batch = list(products[: conf.CATALOG_BATCH_SIZE])
     for source in source_images_of(batch).values():
-        rendition_request(source=source, style=style)
+        rendition_request(source=source, style=style, bulk=True)
     return batch[-1].pk if len(batch) == conf.CATALOG_BATCH_SIZE else None
 
 

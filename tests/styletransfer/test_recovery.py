@@ -12,6 +12,7 @@ from PIL import Image
 
 from storefront.models import Category, Product
 from styletransfer import recovery, rendering, services, tasks
+from styletransfer.conf import conf
 from styletransfer.models import Rendition
 
 from .helpers import make_style, product_png
@@ -180,3 +181,37 @@ def test_a_visibility_timeout_shorter_than_a_render_is_flagged(settings, celery_
     assert visibility_warnings() == ["styletransfer.W002"]
     celery_conf("amqp://guest@127.0.0.1//", visibility_timeout=10)
     assert visibility_warnings() == [], "AMQP redelivers on a lost connection, not on a timer"
+
+
+def drain_render_queue() -> list[int]:
+    """The rendition ids in the real broker's render queue, in the order a worker takes them."""
+    ids = []
+    with tasks.render_rendition.app.connection_for_read() as connection:
+        channel = connection.default_channel
+        while (message := channel.basic_get(conf.RENDER_QUEUE, no_ack=True)) is not None:
+            ids.append(message.decode()[0][0])
+    return ids
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recovered_render_goes_before_the_catalogue_in_the_queue(settings):
+    assert tasks.render_rendition.app.conf.broker_url.startswith("redis"), "needs the real broker"
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "HEARTBEAT_TIMEOUT": 45}
+    drain_render_queue()
+    dead = claimed_rendition("dead", started_at=ago(60), heartbeat_at=ago(50))
+    style = make_style("catalogue-style")
+    category = Category.objects.get(slug="things")
+    products = []
+    for n in range(4):
+        product = Product(slug=f"item-{n}", name=f"Item {n}", price=10, category=category)
+        product.image.save(f"item-{n}.png", ContentFile(product_png((n, 40, 40))), save=True)
+        products.append(product)
+    drain_render_queue()  # what registering the products sent for other styles
+    services.style_render_catalog(style=style)
+    catalogue = list(Rendition.objects.filter(style=style).values_list("pk", flat=True))
+    assert len(catalogue) == 5, "the dead claim's product and the four new ones"
+
+    assert services.renditions_requeue() == 1
+    assert drain_render_queue() == [dead.pk, *sorted(catalogue)], (
+        "the render a dead worker held is taken first, then the catalogue in order"
+    )
