@@ -92,8 +92,9 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_TIMEOUT": 45,
     # Every render worker (and render_catalog --wait) re-enqueues dead claims this often.
     "RECOVERY_INTERVAL": 30,
-    # Pending rows not picked up within this many seconds are enqueued again (broker was down).
-    "REQUEUE_AFTER": 300,
+    # Pending rows sent this long ago are sent again when the render queue is empty (the broker
+    # lost them); rows whose send failed (broker down) are sent again at once.
+    "REQUEUE_AFTER": 120,
     # Activating a style enqueues its renders in batches of this many products, one batch
     # every CATALOG_BATCH_INTERVAL seconds, so a big catalogue never floods the broker.
     "CATALOG_BATCH_SIZE": 100,

@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import invalidation, keys, rendering, selectors, tasks
+from . import invalidation, keys, queues, rendering, selectors, tasks
 from .conf import conf
 from .models import Rendition, SourceImage, Style
 
@@ -143,10 +143,15 @@ def renditions_requeue() -> int:
     """
     now = timezone.now()
     pending = Rendition.objects.filter(status=Rendition.Status.PENDING)
-    never_sent = list(
-        pending.filter(enqueued_at__isnull=True)
-        | pending.filter(enqueued_at__lt=now - timezone.timedelta(seconds=conf.REQUEUE_AFTER))
-    )
+    unsent = pending.filter(enqueued_at__isnull=True)
+    if queues.queue_depths()[conf.RENDER_QUEUE] in (0, None):
+        # Sent long ago and nothing waits in the queue: the broker lost them (a Redis restarted
+        # empty). While the queue holds messages, these are among them: sending each again every
+        # REQUEUE_AFTER would grow a deep catalogue queue without bound.
+        unsent |= pending.filter(
+            enqueued_at__lt=now - timezone.timedelta(seconds=conf.REQUEUE_AFTER)
+        )
+    never_sent = list(unsent)
     released = []
     dead = Rendition.objects.filter(status=Rendition.Status.RENDERING).filter(
         rendering.dead_claims()

@@ -215,3 +215,25 @@ def test_a_recovered_render_goes_before_the_catalogue_in_the_queue(settings):
     assert drain_render_queue() == [dead.pk, *sorted(catalogue)], (
         "the render a dead worker held is taken first, then the catalogue in order"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sent_renders_are_sent_again_only_when_the_broker_lost_them(settings):
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "REQUEUE_AFTER": 120}
+    waiting = claimed_rendition("waiting")
+    other = claimed_rendition("other")
+    Rendition.objects.filter(pk__in=[waiting.pk, other.pk]).update(enqueued_at=ago(600))
+    assert {waiting.pk, other.pk} <= set(drain_render_queue()), "sent when requested"
+    services.rendition_enqueue(rendition=waiting)
+    services.rendition_enqueue(rendition=other)
+    Rendition.objects.filter(pk__in=[waiting.pk, other.pk]).update(enqueued_at=ago(600))
+    Rendition.objects.exclude(pk__in=[waiting.pk, other.pk]).delete()
+
+    # Ten minutes in a deep queue is waiting, not lost: no second message.
+    assert services.renditions_requeue() == 0
+    assert drain_render_queue() == [waiting.pk, other.pk]
+
+    # The queue is empty and they are still pending: the broker lost them (a restart).
+    assert services.renditions_requeue() == 2
+    assert sorted(drain_render_queue()) == [waiting.pk, other.pk]
+    assert services.renditions_requeue() == 0, "sent again just now: not again"
