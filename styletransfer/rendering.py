@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection, models, transaction
@@ -19,6 +20,7 @@ from .engines.engine import get_engine
 from .engines.errors import EngineError, InputImageError, OutOfMemory
 from .models import Rendition, Style
 from .signals import style_embedding_updated
+from .time_limits import soft_time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +152,11 @@ def rendition_render(
             content = _open_stored(rendition.source_name)
             reference = _open_stored(style.reference_image.name)
             engine = get_engine(style.engine, device or conf.DEVICE)
-            image = engine.render(content, reference, style.render_params())
+            with soft_time_limit(conf.RENDER_TIME_LIMIT):
+                image = engine.render(content, reference, style.render_params())
+        except SoftTimeLimitExceeded:
+            _finish(rendition, status=Rendition.Status.FAILED, error=time_limit_error())
+            return rendition
         except (InputImageError, ValueError) as exc:
             _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
             return rendition
@@ -171,6 +177,10 @@ def rendition_render(
         render_seconds=time.perf_counter() - started,
     )
     return rendition
+
+
+def time_limit_error() -> str:
+    return f"took longer than {conf.RENDER_TIME_LIMIT} s; use a smaller size or fewer steps"
 
 
 def _open_stored(name: str):

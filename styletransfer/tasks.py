@@ -47,10 +47,8 @@ def render_rendition(
             kwargs={"rendition_id": rendition_id, "device": "cpu"}, countdown=1
         ) from exc
     except SoftTimeLimitExceeded:
-        rendering.rendition_fail(
-            rendition_id=rendition_id,
-            error=f"took longer than {conf.RENDER_TIME_LIMIT} s; use a smaller size or fewer steps",
-        )
+        # Celery's prefork pool stopped it outside the engine (rendition_render stops the rest).
+        rendering.rendition_fail(rendition_id=rendition_id, error=rendering.time_limit_error())
         return "failed"
     return rendition.status if rendition else "skipped"
 
