@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from . import invalidation, keys, queues, rendering, selectors, tasks
+from . import broker, invalidation, keys, queues, rendering, selectors, tasks
 from .conf import conf
 from .models import Rendition, SourceImage, Style
 
@@ -118,17 +118,13 @@ def rendition_enqueue(*, rendition: Rendition, bulk: bool = False) -> None:
     and the row stays pending for renditions_requeue to send again."""
 
     def send() -> None:
-        try:
-            tasks.render_rendition.apply_async(
-                args=[rendition.pk],
-                queue=conf.RENDER_QUEUE,
-                priority=render_priority(bulk=bulk),
-                retry=False,
-            )
-        except Exception as exc:  # kombu raises many types; the shopper must not see any
-            logger.warning("Could not enqueue rendition %s: %s", rendition.pk, exc)
-            return
-        Rendition.objects.filter(pk=rendition.pk).update(enqueued_at=timezone.now())
+        if broker.send(
+            tasks.render_rendition,
+            args=[rendition.pk],
+            queue=conf.RENDER_QUEUE,
+            priority=render_priority(bulk=bulk),
+        ):
+            Rendition.objects.filter(pk=rendition.pk).update(enqueued_at=timezone.now())
 
     transaction.on_commit(send)
 
@@ -265,7 +261,5 @@ def _send_embedding(style_id: int) -> None:
 
 
 def _send(task, *args, queue: str | None = None) -> None:
-    try:
-        task.apply_async(args=list(args), queue=queue or conf.DEFAULT_QUEUE, retry=False)
-    except Exception as exc:  # the periodic sweep catches up once the broker is back
-        logger.warning("Could not enqueue %s%s: %s", task.name, args, exc)
+    # Not sent: the sweep's styles_catch_up sends it once the broker is back.
+    broker.send(task, args=list(args), queue=queue or conf.DEFAULT_QUEUE)

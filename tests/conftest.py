@@ -165,17 +165,24 @@ def page(browser):
 
 
 @pytest.fixture
-def broker_down():
+def broker_down(monkeypatch):
     """Point the Celery app at a port where no broker listens; call the result to restore it."""
     from storefront.celery import app
+    from styletransfer import broker
 
-    def reconnect(url: str) -> None:
+    def reconnect(url: str | None) -> None:
+        # Celery reads CELERY_BROKER_URL from the environment before its own settings.
+        if url is None:
+            monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+        else:
+            monkeypatch.setenv("CELERY_BROKER_URL", url)
         # Drop (not close: other objects still hold them) the pools bound to the old URL.
-        app.conf.broker_url = url
         app._pool = None
         app.amqp._producer_pool = None
+        broker.reset()
 
-    original = app.conf.broker_url
+    original = os.environ.get("CELERY_BROKER_URL")
     reconnect("redis://127.0.0.1:1/0")
+    assert app.conf.broker_url == "redis://127.0.0.1:1/0"
     yield lambda: reconnect(original)
     reconnect(original)
