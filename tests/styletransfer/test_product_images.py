@@ -1,10 +1,13 @@
 """Where a shop keeps its product photos: a file field, a ForeignKey to an image model, a
 related table; each works, or `manage.py check` refuses it in one line before any render."""
 
+import io
+
 import pytest
 from celery import Celery, current_app
 from django.core import checks
 from django.core.files.base import ContentFile
+from PIL import Image
 
 from styletransfer import rendering, services
 from styletransfer.conf import conf
@@ -88,3 +91,27 @@ def test_the_shops_broker_passes(settings):
 def test_eager_tasks_need_no_broker(no_broker):
     no_broker.conf.task_always_eager = True
     assert messages("styletransfer.W003") == {}
+
+
+def lifestyle_jpeg(size=96) -> bytes:
+    """An ordinary photo: no transparency, no plain background anywhere near its border."""
+    buffer = io.BytesIO()
+    Image.effect_noise((size, size), 80).convert("RGB").save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_product_mode_renders_an_ordinary_photo_whole(cms_shop):
+    picture = Picture(title="street")
+    picture.file.save("street.jpg", ContentFile(lifestyle_jpeg()), save=True)
+    page = Page.objects.create(slug="street", title="Street", hero=picture)
+    style = make_style(active=True)
+    assert style.mode == "product"
+    source = services.source_images_of([page])[page.pk]
+    rendition = services.rendition_request(source=source, style=style)
+    done = rendering.rendition_render(rendition_id=rendition.pk)
+    assert (done.status, done.error) == ("ready", "")
+
+
+def test_the_admins_new_style_starts_on_the_catalogue_engine(admin_client):
+    page = admin_client.get("/admin/styletransfer/style/add/").content.decode()
+    assert '<option value="feedforward" selected>' in page
