@@ -34,7 +34,11 @@ from ..shoppers import (
     shopper_sign_out,
 )
 from . import schema  # noqa: F401  (registers the schema of the shopper authentications)
-from .authentication import CsrfFreeSessionAuthentication, ShopperTokenAuthentication
+from .authentication import (
+    CsrfFreeSessionAuthentication,
+    ShopperTokenAuthentication,
+    shopper_token_in_header,
+)
 from .selectors import products_for_api, shopper_preferences
 from .serializers import (
     AnonymousShopperSerializer,
@@ -188,7 +192,9 @@ class SignInView(APIView):
         result = shopper_sign_in(
             request=request._request,
             user=user,
-            anonymous_token=credentials.get("anonymous_token"),
+            # The install's history joins the account: named in the body, or the Shopper
+            # header the app has sent so far.
+            anonymous_token=credentials.get("anonymous_token") or shopper_token_in_header(request),
         )
         return Response(SignInResultSerializer(result).data)
 

@@ -73,6 +73,31 @@ def test_sign_in_merges_the_install_history_into_the_account(shop, ann):
     assert ann.last_login is not None
 
 
+def test_sign_in_merges_the_shopper_the_app_calls_as(shop, ann):
+    """An app that signs in with the Shopper header it has sent so far merges that history:
+    no body field to know about."""
+    client, token = app_install()
+    listing = products(client)["results"]
+    client.post("/api/v1/events/", {"events": [event("click", listing[0])]}, format="json")
+    response = client.post(
+        "/api/v1/shoppers/sign-in/", {"username": "ann", "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["merged"] is True
+    assert Event.objects.get().shopper == Shopper.objects.get(user=ann)
+    again = client.post(
+        "/api/v1/shoppers/sign-in/", {"username": "ann", "password": PASSWORD}, format="json"
+    )
+    assert again.status_code == 200 and again.json()["merged"] is False, "a spent token"
+    for header in ("Shopper a\x00b", "Shopper " + "x" * 65):
+        refused = APIClient().post(
+            "/api/v1/shoppers/sign-in/",
+            {"username": "ann", "password": PASSWORD},
+            format="json",
+            HTTP_AUTHORIZATION=header,
+        )
+        assert refused.status_code == 200 and refused.json()["merged"] is False
+
+
 def test_signing_in_again_is_harmless(shop, ann):
     first = signed_in("ann", PASSWORD, anonymous_token="already-merged-or-made-up")
     second = APIClient().post(
