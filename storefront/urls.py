@@ -4,7 +4,6 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import api, errors, views
 
@@ -19,12 +18,8 @@ shop_patterns = [
 urlpatterns = [
     path("", include((shop_patterns, "storefront"))),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("stylerec.api.urls")),
-    path("api/v1/", include("styletransfer.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("stylerec.urls")),  # both apps: API, schema, Swagger UI, shopper views
     re_path(r"^api/(?P<path>.*)$", api.api_not_found),
-    path("stylerec/", include("stylerec.urls")),
 ]
 
 if settings.SERVE_MEDIA:

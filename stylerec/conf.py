@@ -44,6 +44,15 @@ DEFAULTS: dict[str, Any] = {
 
 conf = AppSettings("STYLEREC", DEFAULTS, import_strings=["PRODUCT_SERIALIZER"])
 
+# Celery beat's entries for both apps, importable from a shop's settings (this module reads
+# no setting when imported): `from stylerec.conf import BEAT_SCHEDULE as CELERY_BEAT_SCHEDULE`.
+# Each task names its own queue (default), so beat's messages reach the README's workers.
+BEAT_SCHEDULE: dict[str, dict] = {
+    "styletransfer-sweep": {"task": "styletransfer.sweep", "schedule": 300.0},
+    "stylerec-fit": {"task": "stylerec.fit", "schedule": 3600.0},
+    "stylerec-update-recent": {"task": "stylerec.update_recent", "schedule": 120.0},
+}
+
 
 # System checks live here, with the settings they check (apps.ready registers them).
 

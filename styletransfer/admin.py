@@ -22,7 +22,11 @@ THUMB = (
 
 
 class StyleForm(forms.ModelForm):
-    engine = forms.ChoiceField(choices=engine_choices)
+    # A new style starts on the model's default engine (feedforward, the catalogue-wide one),
+    # not on the first choice of the list (optimize, minutes per image).
+    engine = forms.ChoiceField(
+        choices=engine_choices, initial=Style._meta.get_field("engine").default
+    )
 
     class Meta:
         model = Style

@@ -4,9 +4,11 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.utils.module_loading import import_string
 
-from .conf import conf
+from .conf import conf, file_fields_of
 
 
 def _check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
@@ -31,16 +33,40 @@ def _check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     if not product_images:
-        field_names = {field.name for field in model._meta.get_fields()}
-        if conf.PRODUCT_IMAGE_FIELD not in field_names:
-            return [
-                checks.Error(
-                    f"{model.__name__} has no field {conf.PRODUCT_IMAGE_FIELD!r}",
-                    hint="Set PRODUCT_IMAGE_FIELD or PRODUCT_IMAGES in STYLETRANSFER.",
-                    id="styletransfer.E002",
-                )
-            ]
+        return _check_image_field(model, conf.PRODUCT_IMAGE_FIELD)
     return []
+
+
+def _check_image_field(model, name: str) -> list[checks.CheckMessage]:
+    """PRODUCT_IMAGE_FIELD is a file field, or a ForeignKey to a model with one file field:
+    anything else would fail at render time, long after the deploy."""
+    hint = "Set PRODUCT_IMAGE_FIELD or PRODUCT_IMAGES in STYLETRANSFER."
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return [
+            checks.Error(
+                f"{model.__name__} has no field {name!r}", hint=hint, id="styletransfer.E002"
+            )
+        ]
+    if isinstance(field, models.FileField):
+        return []
+    target = field.related_model if field.many_to_one or field.one_to_one else None
+    if target is not None and len(file_fields_of(target)) == 1:
+        return []
+    what = (
+        f"a ForeignKey to {target.__name__}, which has {len(file_fields_of(target))} file fields"
+        if target is not None
+        else f"a {type(field).__name__}"
+    )
+    return [
+        checks.Error(
+            f"STYLETRANSFER['PRODUCT_IMAGE_FIELD'] {model.__name__}.{name} is {what}, not an "
+            "image: name an ImageField, a ForeignKey to a model with one, or set PRODUCT_IMAGES.",
+            hint="PRODUCT_IMAGES: a dotted path to callable(product) -> list of image files.",
+            id="styletransfer.E006",
+        )
+    ]
 
 
 def _check_rendition_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
@@ -124,6 +150,23 @@ def _check_visibility_timeout(app_configs, **kwargs) -> list[checks.CheckMessage
     ]
 
 
+def _check_broker(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Without a broker every render, sweep and fit is enqueued nowhere: pages show originals
+    for ever. The shop's Celery app is the current one once its package imports it."""
+    from celery import current_app
+
+    if current_app.conf.task_always_eager or current_app.conf.broker_url:
+        return []
+    return [
+        checks.Warning(
+            "No Celery broker: renders, sweeps and fits are never run (set CELERY_BROKER_URL "
+            "and load the settings in your Celery app).",
+            hint="See the README's 'Embedding the apps in your shop': celery.py and __init__.py.",
+            id="styletransfer.W003",
+        )
+    ]
+
+
 def _check_known_keys(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return conf.check_keys()
 
@@ -134,4 +177,5 @@ def register() -> None:
     checks.register(_check_rendition_key)
     checks.register(_check_cache_is_shared)
     checks.register(_check_visibility_timeout)
+    checks.register(_check_broker)
     checks.register(_check_image_formats)

@@ -6,6 +6,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.db import models
 from django.utils.module_loading import import_string
 
 
@@ -68,8 +69,10 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCT_MODEL": None,
     # The ImageField on that model holding the product photo...
     "PRODUCT_IMAGE_FIELD": "image",
+    # (or a ForeignKey to an image model with one file field, which is followed)...
     # ...or a dotted path to `callable(product) -> list[FieldFile]` for shops that keep
-    # images in a related table; the first image is the one shoppers see in listings.
+    # images in a related table. Every file it returns is rendered in every active style;
+    # the first is the one shoppers see (listings, the API's image).
     "PRODUCT_IMAGES": None,
     # Celery queues: renders go to GPU workers, bookkeeping to the default queue.
     "RENDER_QUEUE": "render",
@@ -108,13 +111,26 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def file_fields_of(model) -> list:
+    """The FileFields (ImageFields among them) of an image model a product points to."""
+    return [field for field in model._meta.concrete_fields if isinstance(field, models.FileField)]
+
+
 class StyleTransferSettings(AppSettings):
     def product_images(self, product) -> list:
-        """The product's image files, primary first; empty files are left out."""
+        """The product's image files, primary first; empty files are left out.
+
+        PRODUCT_IMAGE_FIELD may name a ForeignKey to an image model (a CMS's): its one file
+        field is followed (checks refuse a model with none or several, styletransfer.E006).
+        """
         if self.PRODUCT_IMAGES:
             images = self.PRODUCT_IMAGES(product)
         else:
-            images = [getattr(product, self.PRODUCT_IMAGE_FIELD)]
+            image = getattr(product, self.PRODUCT_IMAGE_FIELD)
+            if isinstance(image, models.Model):
+                fields = file_fields_of(type(image))
+                image = getattr(image, fields[0].name) if len(fields) == 1 else None
+            images = [image]
         return [image for image in images if image]
 
 

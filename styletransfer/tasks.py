@@ -19,6 +19,7 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 @shared_task(
     bind=True,
     name="styletransfer.render_rendition",
+    queue=conf.RENDER_QUEUE,  # every task names its queue: a worker reads render or default
     acks_late=True,  # a worker killed mid-render leaves the message to be delivered again
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT,
@@ -53,7 +54,12 @@ def render_rendition(
     return rendition.status if rendition else "skipped"
 
 
-@shared_task(name="styletransfer.render_style_catalog", autoretry_for=TRANSIENT, retry_backoff=5)
+@shared_task(
+    name="styletransfer.render_style_catalog",
+    queue=conf.DEFAULT_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+)
 def render_style_catalog(style_id: int, after_pk=None) -> int:
     """Request one batch of the catalogue, then hand the next batch to a new task."""
     style = Style.objects.filter(pk=style_id, active=True).first()
@@ -71,6 +77,7 @@ def render_style_catalog(style_id: int, after_pk=None) -> int:
 
 @shared_task(
     name="styletransfer.compute_style_embedding",
+    queue=conf.RENDER_QUEUE,  # VGG features: torch, on the render workers
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=TRANSIENT,
@@ -84,7 +91,7 @@ def compute_style_embedding(style_id: int) -> bool:
     return True
 
 
-@shared_task(name="styletransfer.sweep")
+@shared_task(name="styletransfer.sweep", queue=conf.DEFAULT_QUEUE)
 def sweep() -> dict:
     """Periodic catch-up after a broker outage or a lost worker (scheduled by celery beat)."""
     return {

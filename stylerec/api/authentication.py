@@ -23,6 +23,16 @@ class AnonymousShopperUser:
         return f"anonymous shopper {self.shopper.pk}"
 
 
+def shopper_token_in_header(request) -> str | None:
+    """The token of `Authorization: Shopper <token>`, unchecked (sign-in merges it when it is
+    still an anonymous shopper's, and answers the same when it is not), or None."""
+    header = authentication.get_authorization_header(request).split()
+    if len(header) != 2 or header[0].lower() != KEYWORD.lower().encode():
+        return None
+    token = header[1].decode(errors="replace")
+    return token if len(token) <= 64 and "\x00" not in token else None
+
+
 class ShopperTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Shopper <token>` from POST /api/v1/shoppers/anonymous/."""
 

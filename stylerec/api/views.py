@@ -3,7 +3,6 @@
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
@@ -13,7 +12,14 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, I
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from styletransfer.api.base import Pagination, TokenAuthentication, error_responses, parse_id
+from styletransfer.api.base import (
+    Pagination,
+    TokenAuthentication,
+    app_schema,
+    error_responses,
+    extend_schema,
+    parse_id,
+)
 
 from ..events import decisions_of, events_ingest
 from ..serving.chooser import choose_images, device_class
@@ -28,7 +34,11 @@ from ..shoppers import (
     shopper_sign_out,
 )
 from . import schema  # noqa: F401  (registers the schema of the shopper authentications)
-from .authentication import CsrfFreeSessionAuthentication, ShopperTokenAuthentication
+from .authentication import (
+    CsrfFreeSessionAuthentication,
+    ShopperTokenAuthentication,
+    shopper_token_in_header,
+)
 from .selectors import products_for_api, shopper_preferences
 from .serializers import (
     AnonymousShopperSerializer,
@@ -50,6 +60,7 @@ from .throttling import ShopperScopedRateThrottle
 class EventsView(APIView):
     """Batches of impressions, clicks, add-to-carts and purchases from web and apps."""
 
+    schema = app_schema()
     authentication_classes = [
         ShopperTokenAuthentication,
         TokenAuthentication,
@@ -118,6 +129,7 @@ class IsShopper(BasePermission):
 
 
 class ShopperAPIView(APIView):
+    schema = app_schema()
     authentication_classes = SHOPPER_AUTHENTICATION
     permission_classes = [IsShopper]
     parser_classes = [JSONParser]
@@ -131,6 +143,7 @@ class ShopperAPIView(APIView):
 class AnonymousShopperView(APIView):
     """A fresh app install asks for a shopper of its own."""
 
+    schema = app_schema()
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = [ShopperScopedRateThrottle]
@@ -152,6 +165,7 @@ class AnonymousShopperView(APIView):
 class SignInView(APIView):
     """An app signs a registered account in and merges its anonymous history into it."""
 
+    schema = app_schema()
     authentication_classes = []
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
@@ -178,7 +192,9 @@ class SignInView(APIView):
         result = shopper_sign_in(
             request=request._request,
             user=user,
-            anonymous_token=credentials.get("anonymous_token"),
+            # The install's history joins the account: named in the body, or the Shopper
+            # header the app has sent so far.
+            anonymous_token=credentials.get("anonymous_token") or shopper_token_in_header(request),
         )
         return Response(SignInResultSerializer(result).data)
 
@@ -186,6 +202,7 @@ class SignInView(APIView):
 class SignOutView(APIView):
     """Revoke the account's API token."""
 
+    schema = app_schema()
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [ShopperScopedRateThrottle]
@@ -249,7 +266,9 @@ class ProductListView(ProductViewMixin, ListAPIView):
     error_codes = (400, 401, 404)
 
     @extend_schema(
-        summary="List products with personalized images", parameters=[ProductQuerySerializer]
+        base=ProductSchema,
+        summary="List products with personalized images",
+        parameters=[ProductQuerySerializer],
     )
     def get(self, request, *args, **kwargs) -> Response:
         query = ProductQuerySerializer(data=request.query_params)
@@ -282,7 +301,7 @@ class ProductDetailView(ProductViewMixin, RetrieveAPIView):
 
     error_codes = (401, 404)
 
-    @extend_schema(summary="One product with its personalized image")
+    @extend_schema(base=ProductSchema, summary="One product with its personalized image")
     def get(self, request, *args, **kwargs) -> Response:
         product = self.get_object()
         self.choose_for([product])

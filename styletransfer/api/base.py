@@ -3,10 +3,13 @@ booleans, and what every error looks like in the OpenAPI schema."""
 
 import logging
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import extend_schema as spectacular_extend_schema
 from rest_framework import authentication, exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle as DRFScopedRateThrottle
 
 logger = logging.getLogger(__name__)
@@ -24,10 +27,30 @@ def parse_id(value: object) -> int | None:
     return number if 1 <= number <= MAX_ID else None
 
 
+# The apps' own limits per scope: a shop gets them without touching REST_FRAMEWORK, and a rate
+# it names there (DEFAULT_THROTTLE_RATES, e.g. {"events": "600/min"}, None for none) wins.
+DEFAULT_THROTTLE_RATES = {
+    "events": "6000/min",  # a page's beacon batches, per shopper
+    "catalog": "1200/min",  # products and styles, per shopper or IP
+    "shoppers": "60/min",  # sign-in, tokens, a shopper's own data
+    "staff": "120/min",
+}
+
+
 class ScopedRateThrottle(DRFScopedRateThrottle):
-    """DRF's per-scope limits, counted in the cache; while the cache is away, requests are let
-    through (logged) rather than refused with a server error: limits protect, they must not
-    take the shop down with the cache."""
+    """DRF's per-scope limits, counted in the cache, at the apps' own rates unless the shop
+    names a scope's rate; while the cache is away, requests are let through (logged) rather
+    than refused with a server error: limits protect, they must not take the shop down with
+    the cache."""
+
+    THROTTLE_RATES = DEFAULT_THROTTLE_RATES
+
+    def get_rate(self) -> str | None:
+        # Read at each request, so override_settings(REST_FRAMEWORK=...) applies.
+        shop_rates = api_settings.DEFAULT_THROTTLE_RATES or {}
+        if self.scope in shop_rates:
+            return shop_rates[self.scope]
+        return self.THROTTLE_RATES.get(self.scope)
 
     def allow_request(self, request, view) -> bool:
         try:
@@ -35,6 +58,28 @@ class ScopedRateThrottle(DRFScopedRateThrottle):
         except Exception as exc:  # redis-py, pymemcache... each raise their own types
             logger.warning("Rate limit not counted (cache unavailable): %s", exc)
             return True
+
+
+def app_schema() -> AutoSchema:
+    """The schema of a view of the apps: drf-spectacular's, whatever the shop's
+    DEFAULT_SCHEMA_CLASS (DRF's own unless it changed it), so `manage.py spectacular` and the
+    schema view describe the apps without a setting."""
+    return AutoSchema()
+
+
+def extend_schema(*, base: type[AutoSchema] = AutoSchema, **kwargs):
+    """drf-spectacular's extend_schema for the apps' view methods: it would build on the
+    shop's DEFAULT_SCHEMA_CLASS, read when the module is imported; this names `base` (the
+    view's own schema class) instead, where the decorator looks first."""
+    decorate = spectacular_extend_schema(**kwargs)
+
+    def decorator(view_or_method):
+        if not isinstance(view_or_method, type):
+            own = getattr(view_or_method, "kwargs", None) or {}
+            view_or_method.kwargs = {"schema": base, **own}
+        return decorate(view_or_method)
+
+    return decorator
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

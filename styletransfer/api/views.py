@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
@@ -14,7 +14,15 @@ from rest_framework.views import APIView
 from .. import selectors, services
 from ..models import Rendition, Style
 from ..queues import queue_depths
-from .base import Pagination, ScopedRateThrottle, TokenAuthentication, error_responses, parse_id
+from .base import (
+    Pagination,
+    ScopedRateThrottle,
+    TokenAuthentication,
+    app_schema,
+    error_responses,
+    extend_schema,
+    parse_id,
+)
 from .serializers import (
     CatchUpSerializer,
     QueuedSerializer,
@@ -63,6 +71,7 @@ class StaffModelPermission(permissions.IsAdminUser):
 
 
 class StaffAPIMixin:
+    schema = app_schema()
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [StaffModelPermission]
     throttle_classes = [ScopedRateThrottle]
@@ -74,6 +83,7 @@ class StyleListView(ListAPIView):
     """The active styles, for apps that show them (e.g. in a preferences screen)."""
 
     serializer_class = StyleSerializer
+    schema = app_schema()
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
     throttle_classes = [ScopedRateThrottle]

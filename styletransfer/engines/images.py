@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,8 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import InputImageError
+
+logger = logging.getLogger(__name__)
 
 WHITE = np.ones(3, dtype=np.float32)
 MAX_FILE_BYTES = 256 * 2**20  # no real product photo or painting is bigger
@@ -310,7 +313,12 @@ def prepare_canvas(content: Image.Image, style: Image.Image, *, size: int, mode:
         if content.mode == "RGBA":
             canvas.mask, canvas.backdrop = alpha, WHITE.copy()
         else:
-            canvas.mask, canvas.backdrop = estimate_product_mask(pixels)
+            try:
+                canvas.mask, canvas.backdrop = estimate_product_mask(pixels)
+            except InputImageError as exc:
+                # A lifestyle photo: no product can be told apart from its surroundings. The
+                # whole photo is painted rather than the catalogue's render failing.
+                logger.info("%s: rendering the whole image instead", exc)
     return canvas
 
 

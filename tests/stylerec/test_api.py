@@ -3,12 +3,12 @@
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
 from stylerec.fitting import preference_fit_full
 from stylerec.loop_settings import loop_settings_changed
 from stylerec.models import Decision, Event, LoopSettings, Shopper, ShopperProfile
 from stylerec.serving.state import current_model
+from styletransfer.api.base import ScopedRateThrottle
 
 from .api_client import app_install, event, signed_in
 
@@ -71,6 +71,31 @@ def test_sign_in_merges_the_install_history_into_the_account(shop, ann):
     assert client.get("/api/v1/me/").json()["username"] == "ann"
     ann.refresh_from_db()
     assert ann.last_login is not None
+
+
+def test_sign_in_merges_the_shopper_the_app_calls_as(shop, ann):
+    """An app that signs in with the Shopper header it has sent so far merges that history:
+    no body field to know about."""
+    client, token = app_install()
+    listing = products(client)["results"]
+    client.post("/api/v1/events/", {"events": [event("click", listing[0])]}, format="json")
+    response = client.post(
+        "/api/v1/shoppers/sign-in/", {"username": "ann", "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["merged"] is True
+    assert Event.objects.get().shopper == Shopper.objects.get(user=ann)
+    again = client.post(
+        "/api/v1/shoppers/sign-in/", {"username": "ann", "password": PASSWORD}, format="json"
+    )
+    assert again.status_code == 200 and again.json()["merged"] is False, "a spent token"
+    for header in ("Shopper a\x00b", "Shopper " + "x" * 65):
+        refused = APIClient().post(
+            "/api/v1/shoppers/sign-in/",
+            {"username": "ann", "password": PASSWORD},
+            format="json",
+            HTTP_AUTHORIZATION=header,
+        )
+        assert refused.status_code == 200 and refused.json()["merged"] is False
 
 
 def test_signing_in_again_is_harmless(shop, ann):
@@ -370,12 +395,9 @@ def test_a_web_session_reaches_its_own_shopper_and_csrf_guards_writes(shop):
 # --- Errors and limits -------------------------------------------------------------------------
 
 
-def test_throttled_scopes_answer_429(db, monkeypatch):
-    monkeypatch.setattr(
-        ScopedRateThrottle,
-        "THROTTLE_RATES",
-        {**ScopedRateThrottle.THROTTLE_RATES, "shoppers": "2/min"},
-    )
+def test_throttled_scopes_answer_429(db, settings):
+    # The shop names one scope's rate, the way any shop would; the others keep the apps' own.
+    settings.REST_FRAMEWORK = {"DEFAULT_THROTTLE_RATES": {"shoppers": "2/min"}}
     client = APIClient()
     codes = [client.post("/api/v1/shoppers/anonymous/").status_code for _ in range(3)]
     assert codes == [201, 201, 429]

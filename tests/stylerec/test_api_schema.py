@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 from schemathesis.checks import ignored_auth, negative_data_rejection
 
 from stylerec.fitting import preference_fit_full
 from stylerec.models import Shopper
+from styletransfer.api.base import ScopedRateThrottle
 
 # Generated cases per operation: the run stays under two minutes on two cores; the coverage
 # phase adds the schema's boundary and invalid cases on top. Raise it for a deeper search.

@@ -8,10 +8,10 @@ from django.core.cache import cache
 from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
 from storefront.models import Category, Product
 from styletransfer import rendering, services
+from styletransfer.api.base import ScopedRateThrottle
 from styletransfer.models import Rendition, Style
 
 from .helpers import make_style, painting_jpeg, product_png

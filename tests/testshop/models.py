@@ -26,3 +26,25 @@ class ItemPhoto(models.Model):
 def item_photos(item: Item) -> list:
     """What the shop names in STYLETRANSFER['PRODUCT_IMAGES']."""
     return [photo.picture for photo in item.photos.all()]
+
+
+class Picture(models.Model):
+    """A CMS's image model: products reach their photo through a ForeignKey to it."""
+
+    title = models.CharField(max_length=100, blank=True)
+    file = models.ImageField(upload_to="testshop/pictures/")
+
+    def __str__(self) -> str:
+        return self.title or self.file.name
+
+
+class Page(models.Model):
+    """A product that is a CMS page: its photo is a Picture, and it may be unpublished."""
+
+    slug = models.SlugField(primary_key=True)
+    title = models.CharField(max_length=200)
+    hero = models.ForeignKey(Picture, null=True, on_delete=models.SET_NULL, related_name="+")
+    live = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.title

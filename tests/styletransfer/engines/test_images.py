@@ -141,10 +141,14 @@ def test_product_mask_is_estimated_from_a_plain_background() -> None:
     assert mask[mask.shape[0] // 2, mask.shape[1] // 2] == 1
 
 
-def test_product_mode_refuses_a_busy_background() -> None:
+def test_product_mode_on_a_busy_photo_paints_the_whole_image(caplog) -> None:
     painting = open_image(DATA / "style-starry-night.jpg")
     with pytest.raises(InputImageError, match="plain background"):
-        prepare_canvas(painting, painting, size=64, mode="product")
+        estimate_product_mask(np.asarray(painting, dtype=np.float32) / 255)
+    with caplog.at_level("INFO", logger="styletransfer.engines.images"):
+        canvas = prepare_canvas(painting, painting, size=64, mode="product")
+    assert canvas.mask is None, "no product told apart: whole-image mode for this photo"
+    assert "rendering the whole image instead" in caplog.text
 
 
 def test_canvas_flattens_cut_out_on_white_and_takes_alpha_as_mask() -> None:
