@@ -3,12 +3,13 @@ group, all pure functions of the shopper, the product, the time and a secret sal
 
 A shopper keeps one decision per product and epoch. The epoch changes with the model's version
 and every REDRAW_INTERVAL seconds (the same instants for every shopper, so a shopper who signs
-in keeps the images the anonymous session was shown: its decisions move to the account). The draw is the uniform `assignment_uniform(...)` inverted through the decision's
-logged probabilities (`drawn_arm`), so a logged decision can be replayed by whoever holds the
-salt, and the logged propensity is exactly the one the draw used. Repeated views of the product
-within the epoch reuse the decision: their impressions and clicks attach to it, and its reward
-is what the shopper did with that image over the assignment, one draw, one outcome (which
-keeps inverse-propensity estimates unbiased: tests/stylerec/test_assignment.py).
+in keeps the images the anonymous session was shown: its decisions move to the account). The
+draw is the uniform `assignment_uniform(...)` inverted through the decision's logged
+probabilities (`drawn_arm`), so whoever holds the salt can replay a logged decision, and the
+logged propensity is exactly the one the draw used. Repeated views of the product within the
+epoch reuse the decision: their impressions and clicks attach to it, and its reward is what the
+shopper did with that image over the assignment: one draw, one outcome, which keeps
+inverse-propensity estimates unbiased (tests/stylerec/test_assignment.py).
 """
 
 from __future__ import annotations

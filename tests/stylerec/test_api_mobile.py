@@ -111,7 +111,7 @@ def test_an_app_installs_browses_signs_in_exports_and_leaves(live_server, shop, 
 
     # The shopper leaves: everything about them goes, the account stays the shop's.
     status, forgotten = app.call("DELETE", "/me/")
-    assert status == 200 and forgotten == {"events": 10, "decisions": 7, "profiles": 0}
+    assert status == 200 and forgotten == {"events": 10, "decisions": 6, "profiles": 0}
     assert not Decision.objects.exists() and not Event.objects.exists()
     status, export = app.call("GET", "/me/export/")
     assert export["decisions"] == [] and export["events"] == []
