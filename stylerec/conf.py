@@ -18,6 +18,15 @@ DEFAULTS: dict[str, Any] = {
     "REWARD_WINDOW": 24 * 3600,
     # Decisions older than this are left out of a fit.
     "FIT_LOOKBACK_DAYS": 90,
+    # Stable assignments (stylerec.serving.assignment): a shopper keeps the image drawn for a
+    # product until the model's version changes or REDRAW_INTERVAL seconds pass (0: never).
+    # The draw hashes (shopper, product, epoch) with ASSIGNMENT_SALT (None: derived from
+    # SECRET_KEY); whoever holds the salt can replay every logged draw.
+    "REDRAW_INTERVAL": 24 * 3600,
+    "ASSIGNMENT_SALT": None,
+    # Share of shoppers (by a stable hash) who always see the original photos: the control
+    # group that lift is measured against (stylerec_report). 0 turns it off.
+    "CONTROL_SHARE": 0.10,
     # Exploration defaults until staff save live values on the dashboard (loop_settings).
     "POLICY": "thompson",
     "UNIFORM_SHARE": 0.05,
@@ -95,6 +104,40 @@ def _check_product_model(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
+def _check_assignment(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    if not isinstance(getattr(settings, "STYLEREC", None) or {}, dict):
+        return []  # check_keys says so (stylerec.E000)
+    errors = []
+    share = conf.CONTROL_SHARE
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+        errors.append(
+            checks.Error(
+                f"STYLEREC['CONTROL_SHARE'] must be a number from 0 to below 1, not {share!r}.",
+                hint="e.g. 0.1: one shopper in ten sees the original photos only.",
+                id="stylerec.E004",
+            )
+        )
+    interval = conf.REDRAW_INTERVAL
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+        errors.append(
+            checks.Error(
+                f"STYLEREC['REDRAW_INTERVAL'] must be seconds >= 0, not {interval!r}.",
+                hint="0 keeps each assignment until the model's version changes.",
+                id="stylerec.E005",
+            )
+        )
+    salt = conf.ASSIGNMENT_SALT
+    if salt is not None and (not isinstance(salt, str) or not salt):
+        errors.append(
+            checks.Error(
+                "STYLEREC['ASSIGNMENT_SALT'] must be a non-empty string or None.",
+                id="stylerec.E006",
+            )
+        )
+    return errors
+
+
 def register_checks() -> None:
     checks.register(_check_known_keys)
     checks.register(_check_product_model)
+    checks.register(_check_assignment)

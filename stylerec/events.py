@@ -134,7 +134,9 @@ def _instant(value: datetime | None):
     return value.timestamp() if value else None
 
 
-def record_server_event(*, shopper: Shopper, kind: str, product_id, decision_id=None) -> None:
+def record_server_event(
+    *, shopper: Shopper, kinds: list[str], product_id, decision_id=None
+) -> None:
     """Events the server sees itself (a click through to a product page), without JS."""
     if (
         decision_id is not None
@@ -143,8 +145,12 @@ def record_server_event(*, shopper: Shopper, kind: str, product_id, decision_id=
         ).exists()
     ):
         decision_id = None
+    now = timezone.now()
     events_ingest(
         shopper=shopper,
-        events=[{"kind": kind, "product_id": product_id, "decision": decision_id}],
+        events=[
+            {"kind": kind, "product_id": product_id, "decision": decision_id, "occurred_at": now}
+            for kind in kinds
+        ],
         source="server",
     )

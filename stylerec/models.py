@@ -49,7 +49,13 @@ class Decision(models.Model):
     model_version = models.CharField(max_length=64)
     policy = models.CharField(max_length=20)
     context = models.JSONField(default=dict, blank=True)
+    # The epoch of the draw (stylerec.serving.assignment): model version and re-draw period.
+    # Views of the product within it reuse this decision; "" for decisions logged before.
+    assignment = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["shopper", "assignment", "product_id"])]
 
     def __str__(self) -> str:
         return f"decision {self.pk}: {self.chosen} for product {self.product_id}"

@@ -56,6 +56,7 @@ class _Page:
     rows: list[DecisionRow]
     model_version: str
     policy: str
+    assignment: str
     created_at: datetime
 
 
@@ -72,9 +73,15 @@ _orphans = []  # writers inherited through fork: never closed here, that would e
 
 
 def log_decisions(
-    shopper_id: int, rows: list[DecisionRow], *, model_version: str, policy: str
+    shopper_id: int,
+    rows: list[DecisionRow],
+    *,
+    model_version: str,
+    policy: str,
+    assignment: str = "",
 ) -> list[int]:
-    """Log a page's decisions; returns their ids in the order of `rows`."""
+    """Log a page's decisions (drawn in the `assignment` epoch); returns their ids in the order
+    of `rows`."""
     page = _Page(
         using=router.db_for_write(Decision),
         shopper_id=shopper_id,
@@ -82,6 +89,7 @@ def log_decisions(
         rows=rows,
         model_version=model_version,
         policy=policy,
+        assignment=assignment,
         created_at=timezone.now(),
     )
     connection = connections[page.using]
@@ -149,6 +157,7 @@ def _write_inline(page: _Page) -> list[int]:
             shopper_id=page.shopper_id,
             model_version=page.model_version,
             policy=page.policy,
+            assignment=page.assignment,
             created_at=page.created_at,
             **vars(row),
         )
@@ -198,8 +207,8 @@ def _insert_sql(table: str, columns: str) -> bytes:
 WITH async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))
 INSERT INTO {table} ({columns})
 SELECT r.id, $1::bigint, r.product_id, r.candidates, r.probabilities, r.chosen, r.propensity,
-       $2::text, $3::text, r.context, $4::timestamptz
-FROM async, jsonb_to_recordset($5::jsonb) AS r(
+       $2::text, $3::text, r.context, $4::text, $5::timestamptz
+FROM async, jsonb_to_recordset($6::jsonb) AS r(
     id bigint, product_id text, candidates jsonb, probabilities jsonb, chosen text,
     propensity double precision, context jsonb)
 """.encode()
@@ -216,6 +225,7 @@ _FIELDS = (
     "model_version",
     "policy",
     "context",
+    "assignment",
     "created_at",
 )
 
@@ -256,6 +266,7 @@ class _Writer:
             str(page.shopper_id).encode(),
             page.model_version.encode(),
             page.policy.encode(),
+            page.assignment.encode(),
             page.created_at.isoformat().encode(),
             json.dumps(rows).encode(),
         ]

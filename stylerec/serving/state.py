@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -67,13 +67,52 @@ class PageState:
     model_version: str | None
     preference: tuple[str, bytes] | None  # (model version, Preference bytes)
     rendition_entries: Mapping[str, Any] | None  # the values read for `extra_keys`
+    # Product id -> Assignment found for the products asked for (stale epochs included).
+    assignments: Mapping[str, Assignment] = field(default_factory=dict)
 
 
-def page_state(shopper_id: int, extra_keys: Sequence[str] | None = None) -> PageState:
+@dataclass(frozen=True)
+class Assignment:
+    """A shopper's current decision for a product: shown again on every view of its epoch."""
+
+    epoch: str
+    decision_id: int
+    arm: str  # style slug, or "original"
+
+
+def assignment_key(shopper_id: int, product_id: str) -> str:
+    return f"stylerec:assign:{shopper_id}:{product_id}"
+
+
+def assignments_remember(shopper_id: int, assignments: Mapping[str, Assignment]) -> None:
+    """Keep a page's new assignments for its next views (one round trip)."""
+    if not assignments:
+        return
+    entries = {assignment_key(shopper_id, pk): a for pk, a in assignments.items()}
+    try:
+        _cache().set_many(entries, conf.CACHE_TIMEOUT)
+    except Exception:  # the next view finds them in the database
+        logger.warning("Assignments of shopper %s not cached", shopper_id, exc_info=True)
+
+
+def page_state(
+    shopper_id: int,
+    extra_keys: Sequence[str] | None = None,
+    product_ids: Sequence[str] = (),
+) -> PageState:
     """Read what a personalized page needs in one round trip, with `extra_keys` (other
-    caches' entries on the same alias, e.g. styletransfer's ProductLookup.cache_keys)."""
+    caches' entries on the same alias, e.g. styletransfer's ProductLookup.cache_keys) and the
+    shopper's assignments for `product_ids`."""
     preference_key = _preference_key(shopper_id)
-    keys = [SETTINGS_KEY, STYLES_KEY, MODEL_VERSION_KEY, preference_key, *(extra_keys or ())]
+    assignment_keys = {assignment_key(shopper_id, pk): pk for pk in product_ids}
+    keys = [
+        SETTINGS_KEY,
+        STYLES_KEY,
+        MODEL_VERSION_KEY,
+        preference_key,
+        *(extra_keys or ()),
+        *assignment_keys,
+    ]
     try:
         found = _cache().get_many(keys)
     except Exception:  # a cache outage slows pages down; it must not break them
@@ -88,6 +127,11 @@ def page_state(shopper_id: int, extra_keys: Sequence[str] | None = None) -> Page
         rendition_entries=(
             None if extra_keys is None else {k: found[k] for k in extra_keys if k in found}
         ),
+        assignments={
+            pk: found[key]
+            for key, pk in assignment_keys.items()
+            if isinstance(found.get(key), Assignment)
+        },
     )
 
 

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from ..conf import conf
 from ..serving.chooser import Shown, choose_images, device_class
 from ..shoppers import shopper_for_request
-from ..tracking import CLICK_PARAM
+from ..tracking import CLICK_PARAM, clicked_assignments
 
 register = template.Library()
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def _shown_for(context, products) -> dict:
                     shopper=shopper_for_request(request),
                     products=missing,
                     context={"device": device_class(request.headers.get("User-Agent", ""))},
+                    clicked=clicked_assignments(request),
                 )
             )
         except Exception:  # a page shows its photos even when personalization fails
