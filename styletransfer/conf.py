@@ -102,6 +102,12 @@ DEFAULTS: dict[str, Any] = {
     # every CATALOG_BATCH_INTERVAL seconds, so a big catalogue never floods the broker.
     "CATALOG_BATCH_SIZE": 100,
     "CATALOG_BATCH_INTERVAL": 2,
+    # Catalogue renders go to the render queue as messages of this many renditions of one
+    # style (at most CATALOG_BATCH_SIZE); a worker renders one in passes as big as its device
+    # holds, so on GPUs raise both to a few hundred (README, "Running at scale").
+    "RENDER_BATCH_SIZE": 16,
+    # Threads of a render worker that decode sources and encode renditions while it renders.
+    "RENDER_IO_THREADS": 2,
     # "cuda", "cpu" or None (cuda when present).
     "DEVICE": None,
     # Cache (Django's CACHES alias) holding each product's image hash and ready renditions,

@@ -84,24 +84,25 @@ def _claim(rendition_id: int, task_id: str | None, stale_claim: str | None) -> R
 
 
 class Heartbeat:
-    """While the engine runs, a daemon thread refreshes the claim's heartbeat_at every
-    HEARTBEAT_INTERVAL seconds, so a long healthy render is never taken for a dead one.
+    """While the engine runs, a daemon thread refreshes the heartbeat_at of the claims (one
+    render's, or a batch's) every HEARTBEAT_INTERVAL seconds, so a long healthy render is never
+    taken for a dead one.
 
-    It stops when the block ends, or when the claim is no longer ours (taken over, finished).
+    It stops when the block ends, or when no claim is ours any more (taken over, finished: a
+    finished rendition of a batch simply drops out of the UPDATE).
     """
 
-    def __init__(self, rendition: Rendition):
-        self.rendition_id = rendition.pk
-        self.claim = Rendition.objects.filter(
-            pk=rendition.pk,
-            status=Rendition.Status.RENDERING,
-            task_id=rendition.task_id,
-            started_at=rendition.started_at,
-        )
+    def __init__(self, *renditions: Rendition):
+        self.rendition_ids = [rendition.pk for rendition in renditions]
+        claims = models.Q(pk__in=[])
+        for rendition in renditions:
+            claims |= models.Q(
+                pk=rendition.pk, task_id=rendition.task_id, started_at=rendition.started_at
+            )
+        self.claim = Rendition.objects.filter(claims, status=Rendition.Status.RENDERING)
         self.stopped = threading.Event()
-        self.thread = threading.Thread(
-            target=self._beat, name=f"rendition-{rendition.pk}-heartbeat", daemon=True
-        )
+        name = f"rendition-{self.rendition_ids[0] if self.rendition_ids else 0}-heartbeat"
+        self.thread = threading.Thread(target=self._beat, name=name, daemon=True)
 
     def __enter__(self) -> "Heartbeat":
         self.thread.start()
@@ -117,11 +118,11 @@ class Heartbeat:
                 try:
                     if not self.claim.update(heartbeat_at=Now()):
                         logger.warning(
-                            "Rendition %s is no longer claimed by this render", self.rendition_id
+                            "Rendition(s) %s no longer claimed by this render", self.rendition_ids
                         )
                         return
                 except DatabaseError as exc:  # the next beat tries again
-                    logger.warning("Heartbeat of rendition %s failed: %s", self.rendition_id, exc)
+                    logger.warning("Heartbeat of %s failed: %s", self.rendition_ids, exc)
                     connection.close()
         finally:
             connection.close()  # this thread's own connection

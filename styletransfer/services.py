@@ -79,6 +79,28 @@ def rendition_request(*, source: SourceImage, style: Style, bulk: bool = False) 
 
     Race-safe: concurrent requests for one key create one row and enqueue one render.
     """
+    rendition, created = _rendition_get_or_create(source=source, style=style)
+    if created:
+        rendition_enqueue(rendition=rendition, bulk=bulk)
+    return rendition
+
+
+def renditions_request_batch(*, sources, style: Style) -> list[Rendition]:
+    """The renditions of `sources` in `style`, as rendition_request gives them; the new ones
+    go to the render queue RENDER_BATCH_SIZE to a message (tasks.render_batch)."""
+    renditions, created = [], []
+    for source in sources:
+        rendition, new = _rendition_get_or_create(source=source, style=style)
+        renditions.append(rendition)
+        if new:
+            created.append(rendition)
+    size = max(1, conf.RENDER_BATCH_SIZE)
+    for start in range(0, len(created), size):
+        renditions_enqueue_batch(renditions=created[start : start + size])
+    return renditions
+
+
+def _rendition_get_or_create(*, source: SourceImage, style: Style) -> tuple[Rendition, bool]:
     key = {
         "source_hash": source.content_hash,
         "style": style,
@@ -87,14 +109,25 @@ def rendition_request(*, source: SourceImage, style: Style, bulk: bool = False) 
     }
     try:
         with transaction.atomic():
-            rendition, created = Rendition.objects.get_or_create(
-                **key, defaults={"source_name": source.name}
-            )
+            return Rendition.objects.get_or_create(**key, defaults={"source_name": source.name})
     except IntegrityError:  # another process created it between our SELECT and INSERT
-        rendition, created = Rendition.objects.get(**key), False
-    if created:
-        rendition_enqueue(rendition=rendition, bulk=bulk)
-    return rendition
+        return Rendition.objects.get(**key), False
+
+
+def renditions_enqueue_batch(*, renditions: list[Rendition]) -> None:
+    """rendition_enqueue for one message of several renditions (of one style): bulk."""
+    ids = [rendition.pk for rendition in renditions]
+
+    def send() -> None:
+        if broker.send(
+            tasks.render_batch,
+            args=[ids],
+            queue=conf.RENDER_QUEUE,
+            priority=render_priority(bulk=True),
+        ):
+            Rendition.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+
+    transaction.on_commit(send)
 
 
 def render_priority(*, bulk: bool) -> int | None:
@@ -227,8 +260,7 @@ def style_render_catalog(*, style: Style, after_pk=None) -> object | None:
     if after_pk is not None:
         products = products.filter(pk__gt=after_pk)
     batch = list(products[: conf.CATALOG_BATCH_SIZE])
-    for source in source_images_of(batch).values():
-        rendition_request(source=source, style=style, bulk=True)
+    renditions_request_batch(sources=source_images_of(batch).values(), style=style)
     return batch[-1].pk if len(batch) == conf.CATALOG_BATCH_SIZE else None
 
 

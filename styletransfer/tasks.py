@@ -6,10 +6,11 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
-from . import rendering, services
+from . import batching, rendering, services
 from .conf import conf
 from .engines.errors import OutOfMemory
 from .models import Rendition, Style
+from .time_limits import soft_time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,39 @@ def render_rendition(
         rendering.rendition_fail(rendition_id=rendition_id, error=rendering.time_limit_error())
         return "failed"
     return rendition.status if rendition else "skipped"
+
+
+@shared_task(
+    bind=True,
+    name="styletransfer.render_batch",
+    queue=conf.RENDER_QUEUE,
+    acks_late=True,  # as render_rendition: a killed worker's claims are recovered one by one
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+    soft_time_limit=conf.RENDER_TIME_LIMIT,
+    time_limit=conf.RENDER_TIME_LIMIT + 60,
+)
+def render_batch(self, rendition_ids: list[int], device: str | None = None) -> dict[str, int]:
+    """Render renditions of one style together (catalogue renders)."""
+    try:
+        with soft_time_limit(conf.RENDER_TIME_LIMIT):  # the solo pool enforces none itself
+            outcome = batching.renditions_render_batch(
+                rendition_ids=rendition_ids, task_id=self.request.id, device=device
+            )
+    except SoftTimeLimitExceeded:
+        # Not the renditions' fault: what is left is rendered again, one task each.
+        left = batching.renditions_release(rendition_ids=rendition_ids, task_id=self.request.id)
+        for rendition in left:
+            services.rendition_enqueue(rendition=rendition)
+        return {"released": len(left)}
+    for rendition_id in outcome.out_of_memory:  # too big for the GPU even alone
+        render_rendition.apply_async(
+            kwargs={"rendition_id": rendition_id, "device": "cpu"}, queue=conf.RENDER_QUEUE
+        )
+    return outcome.counts()
 
 
 @shared_task(

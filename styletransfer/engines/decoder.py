@@ -14,7 +14,7 @@ from torch import nn
 
 from .errors import WeightsError
 from .params import DECODER_SHA256
-from .vgg import mean_std
+from .vgg import cuda_dtype, mean_std
 
 # A slimmed mirror of VGG19 up to relu4_1: full width where the maps are small, a quarter of
 # it at full resolution, so a 512 px decode costs ~24 GMAC instead of the mirror's ~63.
@@ -70,9 +70,11 @@ def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tens
 
 
 def autocast(device: str):
-    """fp16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX: ~3x), else float32."""
+    """fp16 on CUDA (vgg.cuda_dtype), bf16 on CPUs with native bf16 (AVX512-BF16/AMX: ~3x),
+    else float32."""
     if torch.device(device).type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
+        dtype = cuda_dtype()
+        return torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from .errors import OutOfMemory
@@ -57,13 +57,7 @@ class Engine:
         except MemoryError as exc:
             raise OutOfMemory(f"out of memory rendering at {params.size} px: {exc}") from exc
         except RuntimeError as exc:
-            # torch.OutOfMemoryError subclasses RuntimeError; matching by name keeps torch out.
-            message = str(exc)
-            if (
-                type(exc).__name__ == "OutOfMemoryError"
-                or "out of memory" in message
-                or "can't allocate memory" in message  # torch's CPU allocator
-            ):
+            if is_out_of_memory(exc):
                 raise OutOfMemory(
                     f"{self.device} ran out of memory at {params.size} px; retry smaller or on cpu"
                 ) from exc
@@ -78,6 +72,15 @@ class Engine:
         """Return the stylised canvas, H x W x 3 float32 in 0..1."""
         raise NotImplementedError
 
+    def pass_size(self, shape: tuple[int, int]) -> int:
+        """How many canvases of this height and width one infer_batch pass takes at once."""
+        return 1
+
+    def infer_batch(self, canvases: Sequence[Canvas], params: RenderParams) -> list[np.ndarray]:
+        """Stylise several canvases of one style; engines whose device gains from batches
+        override it, the others stylise one canvas after another."""
+        return [self.infer(canvas, params, None) for canvas in canvases]
+
     def postprocess(
         self, stylised: np.ndarray, canvas: Canvas, params: RenderParams
     ) -> Image.Image:
@@ -86,6 +89,19 @@ class Engine:
         return finish(
             stylised, canvas, sharpen=params.sharpen, denoise=params.denoise, mode=params.mode
         )
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether torch (CUDA or CPU allocator) or Python ran out of memory."""
+    if isinstance(exc, MemoryError):
+        return True
+    # torch.OutOfMemoryError subclasses RuntimeError; matching by name keeps torch out.
+    message = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        type(exc).__name__ == "OutOfMemoryError"
+        or "out of memory" in message
+        or "can't allocate memory" in message  # torch's CPU allocator
+    )
 
 
 _engines: dict[tuple[str, str], Engine] = {}

@@ -16,7 +16,7 @@ from PIL import Image
 
 from .color import painted_backdrop
 from .decoder import adain, autocast, load_decoder
-from .engine import Engine, Progress
+from .engine import Engine, Progress, is_out_of_memory
 from .images import Canvas, keep_colours
 from .params import RenderParams
 from .vgg import check_device, load_vgg19, mean_std
@@ -25,7 +25,11 @@ STYLE_CACHE_SIZE = 32
 # Below this AdaIN alpha the decoder's reconstruction error is added back, fading from all of
 # it at alpha 0 to none here; above it one decode is enough (the default strength, 70, is).
 DETAIL_UNTIL = 0.9
-MAX_BATCH = 16  # images per pass in render_batch: VGG's 512 px activations are ~130 MB each
+MAX_BATCH = 64  # images per pass on a GPU at most (a bigger one gains no throughput)
+CPU_PASS = 1  # on a CPU a pass of several images is no faster per image than one at a time
+# GPU memory one image needs per padded pixel in a pass (fp16 VGG and decoder activations,
+# the float32 input and output, cuDNN workspace), with room to spare: 256 MB at 512 px.
+BYTES_PER_PIXEL = 1024
 COMPENSATION_ROUNDS = 2  # trial decodes that measure what the decoder misses (see _compensate)
 MULTIPLE = 8  # relu4_1 is three poolings deep: inputs padded to a multiple of 8 decode exactly
 
@@ -41,6 +45,7 @@ class FeedForwardEngine(Engine):
         self.meta: dict[str, Any] = {}
         self._style_stats: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()
+        self.max_pass = MAX_BATCH  # lowered for good when a pass runs out of memory
 
     @property
     def version(self) -> str:
@@ -68,24 +73,55 @@ class FeedForwardEngine(Engine):
         if not self.loaded:
             self.load()
         with self.out_of_memory_as_error(params):
-            return self._render_batch(contents, style, params)
+            canvases = [self.preprocess(content, style, params) for content in contents]
+            stylised = self.infer_batch(canvases, params)
+            return [
+                self.postprocess(pixels, canvas, params)
+                for pixels, canvas in zip(stylised, canvases, strict=True)
+            ]
 
-    def _render_batch(
-        self, contents: Sequence[Image.Image], style: Image.Image, params: RenderParams
-    ) -> list[Image.Image]:
-        canvases = [self.preprocess(content, style, params) for content in contents]
-        outputs: list[Image.Image | None] = [None] * len(canvases)
+    def infer_batch(self, canvases: Sequence[Canvas], params: RenderParams) -> list[np.ndarray]:
+        """Canvases of one shape go through the networks together, as many at once as the
+        device holds; a pass that runs out of memory is halved and tried again (the smaller
+        size is kept for later passes), and only one image alone out of memory raises."""
+        outputs: list[np.ndarray | None] = [None] * len(canvases)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, canvas in enumerate(canvases):
             by_shape.setdefault(canvas.content.shape, []).append(index)
         for same_shape in by_shape.values():
-            for start in range(0, len(same_shape), MAX_BATCH):
-                indices = same_shape[start : start + MAX_BATCH]
+            start = 0
+            while start < len(same_shape):
+                count = self.pass_size(canvases[same_shape[0]].content.shape[:2])
+                indices = same_shape[start : start + count]
                 group = [self._pixels(canvases[i], params) for i in indices]
-                stylised = self.stylise(group, canvases[indices[0]].style, params)
+                try:
+                    stylised = self.stylise(group, canvases[indices[0]].style, params)
+                except (RuntimeError, MemoryError) as exc:
+                    if not is_out_of_memory(exc) or len(indices) == 1:
+                        raise
+                    del group
+                    self._release_memory()
+                    self.max_pass = max(1, len(indices) // 2)
+                    continue
                 for index, pixels in zip(indices, stylised, strict=True):
-                    outputs[index] = self.postprocess(pixels, canvases[index], params)
+                    outputs[index] = pixels
+                start += len(indices)
         return [output for output in outputs if output is not None]
+
+    def pass_size(self, shape: tuple[int, int]) -> int:
+        """Images per pass at this canvas size: what fits in free GPU memory (BYTES_PER_PIXEL
+        per padded pixel, a fifth kept spare), at most max_pass; CPU_PASS on a CPU, where a
+        bigger batch runs no faster (bench/gpu.py measures both)."""
+        if torch.device(self.device).type != "cuda":
+            return max(1, min(self.max_pass, CPU_PASS))
+        height, width = (side + -side % MULTIPLE for side in shape)
+        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        fits = int(0.8 * free // (height * width * BYTES_PER_PIXEL))
+        return max(1, min(self.max_pass, fits))
+
+    def _release_memory(self) -> None:
+        if torch.device(self.device).type == "cuda":
+            torch.cuda.empty_cache()
 
     def _pixels(self, canvas: Canvas, params: RenderParams) -> np.ndarray:
         """What the encoder sees: in product mode the painting stands in for the plain backdrop,

@@ -167,7 +167,8 @@ class VGG19(nn.Module):
         x = self.preprocess(rgb).contiguous(memory_format=torch.channels_last)
         cuda = x.is_cuda
         taps: dict[str, torch.Tensor] = {}
-        with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+        dtype = cuda_dtype() if cuda else torch.float32
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
             for name in LAYERS[: last + 1]:
                 if name.startswith("conv"):
                     x = self.convs[name](x)
@@ -217,6 +218,21 @@ def load_vgg19(device: str = "cpu") -> VGG19:
                 model = VGG19(load_weights()).to(device, memory_format=torch.channels_last)
             _models[device] = model
     return model
+
+
+CUDA_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def cuda_dtype() -> torch.dtype:
+    """What the networks compute in on CUDA: $STYLETRANSFER_CUDA_DTYPE (float16, the default,
+    bfloat16 or float32). Pixels depend on it, so every render worker of a shop uses one."""
+    name = os.environ.get("STYLETRANSFER_CUDA_DTYPE") or "float16"
+    try:
+        return CUDA_DTYPES[name]
+    except KeyError:
+        raise EngineError(
+            f"STYLETRANSFER_CUDA_DTYPE must be one of {', '.join(CUDA_DTYPES)}, not {name!r}"
+        ) from None
 
 
 def check_device(device: str) -> None:

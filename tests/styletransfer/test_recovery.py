@@ -189,7 +189,8 @@ def drain_render_queue() -> list[int]:
     with tasks.render_rendition.app.connection_for_read() as connection:
         channel = connection.default_channel
         while (message := channel.basic_get(conf.RENDER_QUEUE, no_ack=True)) is not None:
-            ids.append(message.decode()[0][0])
+            first = message.decode()[0][0]  # render_rendition's id, or render_batch's ids
+            ids.extend(first if isinstance(first, list) else [first])
     return ids
 
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from styletransfer import rendering, selectors, services
+from styletransfer import batching, rendering, selectors, services
 from styletransfer.conf import conf
 from styletransfer.models import Rendition, Style
 
@@ -74,11 +74,18 @@ class Command(BaseCommand):
                     next_recovery = time.monotonic() + conf.RECOVERY_INTERVAL
                 if in_process:
                     # The embedded default has no render worker to wait for: render here.
-                    if rendering.rendition_render(rendition_id=open_ids[0]) is None:
-                        time.sleep(0.5)  # a local worker holds it
+                    if not self._render_here(open_ids[: conf.RENDER_BATCH_SIZE]):
+                        time.sleep(0.5)  # a local worker holds them
                 else:
                     time.sleep(1)
         return False
+
+    def _render_here(self, rendition_ids: list[int]) -> int:
+        """Render a batch in this process; returns how many it settled."""
+        outcome = batching.renditions_render_batch(rendition_ids=rendition_ids)
+        for rendition_id in outcome.out_of_memory:
+            rendering.rendition_render(rendition_id=rendition_id, device="cpu")
+        return len(outcome.ready) + len(outcome.failed) + len(outcome.out_of_memory)
 
     def _current(self, styles: list[Style]):
         from django.db.models import F
