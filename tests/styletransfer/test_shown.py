@@ -5,7 +5,7 @@ The pages are the demo shop's, personalized by stylerec: its shop helper sets th
 
 from django.core.files.base import ContentFile
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from stylerec.models import Decision
@@ -59,7 +59,8 @@ def test_a_rendition_that_turns_ready_is_shown_on_the_next_page(client, shop):
 
     rendering.rendition_render(rendition_id=pending[0].pk)
     Decision.objects.all().delete()
-    page(client)
+    # A new shopper: the first one keeps its assignments until their epoch ends.
+    page(Client())
     product = SourceImage.objects.get(content_hash=pending[0].source_hash).object_id
     seen = candidates_by_product()
     assert "late" in seen[product]
@@ -94,6 +95,7 @@ def test_a_changed_photo_never_shows_renditions_of_the_old_one(
         shown = {image["data-product"]: image for image in page(client)}
         assert shown[str(product.pk)]["data-style"] == "original"
         assert "/renditions/" not in shown[str(product.pk)]["src"]
+    page(Client())  # a new shopper draws anew: the old photo's renditions are no candidates
     assert candidates_by_product()[str(product.pk)] == {"original"}
 
 
@@ -131,7 +133,7 @@ def test_a_render_finishing_while_a_page_fills_the_cache_is_not_lost(client, sho
         page(client)
     assert finished
     Decision.objects.all().delete()
-    page(client)
+    page(Client())
     product = SourceImage.objects.get(content_hash=rendition.source_hash).object_id
     assert "late" in candidates_by_product()[product]
 
@@ -149,11 +151,11 @@ def test_evicted_keys_distrust_what_was_cached(client, shop):
     source = SourceImage.objects.get(object_id=str(product.pk))
     token_key = invalidation.token_key(source.content_type_id, str(product.pk))
     Decision.objects.all().delete()
-    page(client)
+    page(Client())  # new shoppers draw anew; the first keeps its assignments
     assert "late" not in candidates_by_product()[str(product.pk)], "cached, as it should be"
     invalidation.shown_cache().delete_many([token_key, invalidation.GENERATION_KEY])
     Decision.objects.all().delete()
-    page(client)
+    page(Client())
     assert "late" in candidates_by_product()[str(product.pk)]
 
 
