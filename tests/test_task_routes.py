@@ -10,6 +10,7 @@ from stylerec.conf import BEAT_SCHEDULE
 
 QUEUES = {
     "styletransfer.render_rendition": "render",
+    "styletransfer.render_batch": "render",
     "styletransfer.compute_style_embedding": "render",
     "styletransfer.render_style_catalog": "default",
     "styletransfer.sweep": "default",
