@@ -34,7 +34,34 @@ def _check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
         ]
     if not product_images:
         return _check_image_field(model, conf.PRODUCT_IMAGE_FIELD)
-    return []
+    return _check_image_model(model)
+
+
+def _check_image_model(product_model) -> list[checks.CheckMessage]:
+    """PRODUCT_IMAGE_MODEL must be a model with a ForeignKey to the product, or its changes
+    would never reach a product."""
+    label = conf.PRODUCT_IMAGE_MODEL
+    if not label:
+        return []
+    try:
+        image_model = apps.get_model(label)
+    except (LookupError, ValueError):
+        image_model = None
+    links = [
+        field
+        for field in (image_model._meta.concrete_fields if image_model else [])
+        if field.many_to_one and field.related_model is product_model
+    ]
+    if links:
+        return []
+    return [
+        checks.Error(
+            f"STYLETRANSFER['PRODUCT_IMAGE_MODEL'] {label!r} is not a model with a ForeignKey "
+            f"to {product_model.__name__}: its photo changes would reach no product.",
+            hint="e.g. 'catalogue.ProductImage' (django-oscar), the table PRODUCT_IMAGES reads.",
+            id="styletransfer.E007",
+        )
+    ]
 
 
 def _check_image_field(model, name: str) -> list[checks.CheckMessage]:

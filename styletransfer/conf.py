@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     # images in a related table. Every file it returns is rendered in every active style;
     # the first is the one shoppers see (listings, the API's image).
     "PRODUCT_IMAGES": None,
+    # The model of that related table ("app_label.Model", with a ForeignKey to the product):
+    # a photo saved in it or deleted from it renders its product again.
+    "PRODUCT_IMAGE_MODEL": None,
     # Celery queues: renders go to GPU workers, bookkeeping to the default queue.
     "RENDER_QUEUE": "render",
     "DEFAULT_QUEUE": "default",
@@ -138,6 +141,18 @@ class StyleTransferSettings(AppSettings):
                 image = getattr(image, fields[0].name) if len(fields) == 1 else None
             images = [image]
         return [image for image in images if image]
+
+    def product_of_image(self, image):
+        """The product a row of PRODUCT_IMAGE_MODEL belongs to (its ForeignKey to the product
+        model), or None when it has none (or the product is being deleted with it)."""
+        product_model = self.product_model()
+        for field in type(image)._meta.concrete_fields:
+            if field.many_to_one and field.related_model is product_model:
+                try:
+                    return getattr(image, field.name)
+                except product_model.DoesNotExist:
+                    return None
+        return None
 
 
 conf = StyleTransferSettings("STYLETRANSFER", DEFAULTS, import_strings=["PRODUCT_IMAGES"])

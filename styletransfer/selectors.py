@@ -52,10 +52,19 @@ def catalog_size() -> int:
 
 
 def style_coverage(styles: Iterable[Style] | None = None) -> dict[int, dict[str, int]]:
-    """Per style id: renditions of its current version by status, and the catalogue size."""
+    """Per style id: renditions of its current version by status, and the catalogue size.
+
+    Only renditions of each product's current primary photo count: one per product, never
+    a replaced photo's or a second photo's (which would read "8 ready of 6 products").
+    """
     styles = list(styles if styles is not None else Style.objects.all())
+    primaries = SourceImage.objects.filter(
+        content_type=ContentType.objects.get_for_model(conf.product_model()), position=0
+    ).values("content_hash")
     counts = (
-        Rendition.objects.filter(style__in=styles, style_version=F("style__version"))
+        Rendition.objects.filter(
+            style__in=styles, style_version=F("style__version"), source_hash__in=primaries
+        )
         .values("style_id")
         .annotate(
             ready=Count("id", filter=Q(status=Rendition.Status.READY)),

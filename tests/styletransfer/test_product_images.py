@@ -9,9 +9,11 @@ from django.core import checks
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from styletransfer import rendering, services
+from styletransfer import rendering, selectors, services
 from styletransfer.conf import conf
-from tests.testshop.models import Page, Picture
+from styletransfer.models import Rendition, SourceImage
+from styletransfer.shown import product_images
+from tests.testshop.models import Item, ItemPhoto, Page, Picture
 
 from .helpers import make_style, product_png
 
@@ -115,3 +117,65 @@ def test_product_mode_renders_an_ordinary_photo_whole(cms_shop):
 def test_the_admins_new_style_starts_on_the_catalogue_engine(admin_client):
     page = admin_client.get("/admin/styletransfer/style/add/").content.decode()
     assert '<option value="feedforward" selected>' in page
+
+
+@pytest.fixture
+def related_table_shop(settings):
+    settings.STYLETRANSFER = {
+        "PRODUCT_MODEL": "testshop.Item",
+        "PRODUCT_IMAGES": "tests.testshop.models.item_photos",
+        "PRODUCT_IMAGE_MODEL": "testshop.ItemPhoto",
+    }
+    settings.STYLEREC = {"PRODUCT_MODEL": "testshop.Item"}
+
+
+def add_photo(item, rank: int, color) -> ItemPhoto:
+    photo = ItemPhoto(item=item, rank=rank)
+    photo.picture.save(f"{item.sku}-{rank}.png", ContentFile(product_png(color)), save=True)
+    return photo
+
+
+def test_a_changed_photo_in_the_related_table_is_rendered_again(
+    related_table_shop, django_capture_on_commit_callbacks
+):
+    assert messages("styletransfer.E") == {}
+    style = make_style(active=True)
+    item = Item.objects.create(sku="LAMP", title="Lamp")
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = add_photo(item, 0, (30, 90, 200))
+    old = SourceImage.objects.get(object_id="LAMP", position=0).content_hash
+    old_rendition = Rendition.objects.get(style=style, source_hash=old)
+    rendering.rendition_render(rendition_id=old_rendition.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.picture.save("lamp-new.png", ContentFile(product_png((250, 200, 0))), save=True)
+    new = SourceImage.objects.get(object_id="LAMP", position=0).content_hash
+    assert new != old
+    assert Rendition.objects.filter(style=style, source_hash=new).exists(), "rendered anew"
+    shown = product_images([item], [style])[item.pk]
+    assert shown.source_hash == new and style.pk not in shown.ready, "never the old photo's"
+    assert selectors.style_coverage([style])[style.pk]["ready"] == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.delete()
+    assert not SourceImage.objects.filter(object_id="LAMP").exists()
+
+
+def test_coverage_counts_each_products_current_photo_once(related_table_shop):
+    style = make_style(active=True)
+    for sku, color in (("A", (200, 0, 0)), ("B", (0, 200, 0))):
+        item = Item.objects.create(sku=sku, title=sku)
+        add_photo(item, 0, color)
+        add_photo(item, 1, tuple(c // 2 for c in color))
+        for source in services.source_images_sync(product=item):
+            rendition = services.rendition_request(source=source, style=style)
+            rendering.rendition_render(rendition_id=rendition.pk)
+    assert Rendition.objects.filter(status="ready").count() == 4, "every photo is rendered"
+    coverage = selectors.style_coverage([style])[style.pk]
+    assert (coverage["ready"], coverage["products"]) == (2, 2)
+
+
+def test_an_image_model_without_a_link_to_the_product_is_refused(related_table_shop, settings):
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "PRODUCT_IMAGE_MODEL": "testshop.Picture"}
+    message = messages("styletransfer.E007")["styletransfer.E007"]
+    assert "'testshop.Picture' is not a model with a ForeignKey to Item" in message
