@@ -1,0 +1,1 @@
+"""What the apps need to know about shop frameworks that keep products their own way."""

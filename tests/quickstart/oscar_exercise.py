@@ -1,0 +1,98 @@
+"""Run inside the throwaway Oscar shop (renders eager): products with photos in Oscar's
+ProductImage, its catalogue and search pages, and a photo replaced in the dashboard's way.
+Prints one line of JSON that the test reads."""
+
+import io
+import json
+import os
+import re
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yourproject.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.files.base import ContentFile  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from oscar.apps.catalogue.models import Product, ProductClass, ProductImage  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from styletransfer import services  # noqa: E402
+from styletransfer.models import Rendition, SourceImage, Style  # noqa: E402
+
+setup_test_environment()
+
+
+def photo(seed: int) -> bytes:
+    image = Image.effect_noise((160, 160), 30 + seed * 10).convert("RGB")
+    ImageDraw.Draw(image).ellipse([40, 40, 120, 120], fill=(40 * seed % 255, 120, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def painting() -> bytes:
+    image = Image.new("RGB", (96, 96), (30, 60, 140))
+    for x in range(0, 96, 8):
+        ImageDraw.Draw(image).line([(x, 0), (96 - x, 96)], fill=(240, 190, 30), width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def shown(html: str) -> dict[str, str]:
+    """data-product -> data-style of each personalized image on a page."""
+    found = {}
+    for tag in re.findall(r"<img [^>]*data-decision[^>]*>", html):
+        product = re.search(r'data-product="([^"]+)"', tag).group(1)
+        found[product] = re.search(r'data-style="([^"]+)"', tag).group(1)
+    return found
+
+
+style = Style(name="Warm", slug="warm", engine="color", size=128)
+style.reference_image.save("warm.jpg", ContentFile(painting()), save=False)
+services.style_save(style=style)
+services.style_set_active(style=style, active=True)
+
+kind = ProductClass.objects.create(name="Mugs", slug="mugs")
+products = []
+for i in range(3):
+    product = Product.objects.create(title=f"Mug {i}", product_class=kind, is_public=True)
+    image = ProductImage(product=product, display_order=0)
+    image.original.save(f"mug{i}.jpg", ContentFile(photo(i)), save=True)
+    products.append(product)
+
+ready_before = Rendition.objects.filter(status="ready").count()
+shopper = Client()
+catalogue = shopper.get("/catalogue/")
+search = shopper.get("/search/", {"q": "Mug"})
+
+# The merchandiser replaces the first mug's photo in Oscar's ProductImage table.
+first = products[0]
+old_hash = SourceImage.objects.get(object_id=str(first.pk), position=0).content_hash
+old_files = set(Rendition.objects.filter(source_hash=old_hash).values_list("file", flat=True))
+image = first.images.get()
+image.original.save("mug0-new.jpg", ContentFile(photo(9)), save=True)
+new_hash = SourceImage.objects.get(object_id=str(first.pk), position=0).content_hash
+after = shopper.get("/catalogue/").content.decode()
+
+print(
+    "OSCAR",
+    json.dumps(
+        {
+            "ready_before": ready_before,
+            "catalogue": catalogue.status_code,
+            "catalogue_shown": shown(catalogue.content.decode()),
+            "beacon": "/api/v1/events/" in catalogue.content.decode(),
+            "search": search.status_code,
+            "search_shown": shown(search.content.decode()),
+            "photo_changed": new_hash != old_hash,
+            "new_rendition": Rendition.objects.filter(source_hash=new_hash, status="ready").count(),
+            "old_files_on_page": [name for name in old_files if name and name in after],
+            "products": [str(p.pk) for p in products],
+            "errors": list(Rendition.objects.exclude(error="").values_list("error", flat=True)),
+        }
+    ),
+)
