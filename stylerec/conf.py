@@ -39,6 +39,17 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCT_SEARCH_FIELDS": [],
     "PRODUCT_CATEGORY_LOOKUP": None,
     "PRODUCT_SELECT_RELATED": [],
+    # Requests whose views teach the loop nothing: they see the original photos, log no
+    # decision, load no beacon and make no shopper. Crawlers, by a regular expression
+    # searched in the User-Agent (case-insensitive; "" for none)...
+    "UNTRACKED_USER_AGENTS": (
+        r"bot\b|bot/|crawl|spider|slurp|bingpreview|facebookexternalhit|embedly|"
+        r"mediapartners-google|ia_archiver|lighthouse|pingdom|uptime"
+    ),
+    # ...a dotted path to callable(request) -> bool the shop adds (editor previews: a CMS's
+    # preview flag, a draft page), and staff, when False here.
+    "UNTRACKED_REQUESTS": None,
+    "TRACK_STAFF": True,
     # Events API limits.
     "MAX_EVENTS_PER_BATCH": 500,
     "MAX_EVENT_AGE_DAYS": 7,
@@ -51,7 +62,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-conf = AppSettings("STYLEREC", DEFAULTS, import_strings=["PRODUCT_SERIALIZER"])
+conf = AppSettings(
+    "STYLEREC", DEFAULTS, import_strings=["PRODUCT_SERIALIZER", "UNTRACKED_REQUESTS"]
+)
 
 # Celery beat's entries for both apps, importable from a shop's settings (this module reads
 # no setting when imported): `from stylerec.conf import BEAT_SCHEDULE as CELERY_BEAT_SCHEDULE`.

@@ -3,15 +3,37 @@ histories on sign-in, exporting and forgetting what is held about them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.contrib.auth.signals import user_logged_in
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
+from .conf import conf
 from .models import Decision, Event, Shopper, ShopperProfile
 
 SESSION_KEY = "stylerec_shopper"
+
+
+def request_is_tracked(request: HttpRequest) -> bool:
+    """Whether this request's views count (STYLEREC's UNTRACKED_* and TRACK_STAFF): a
+    crawler, an editor's preview or, where the shop says so, staff are no shoppers."""
+    known = request.__dict__.get("_stylerec_tracked")
+    if known is None:
+        known = request.__dict__["_stylerec_tracked"] = _tracked(request)
+    return known
+
+
+def _tracked(request: HttpRequest) -> bool:
+    agents = conf.UNTRACKED_USER_AGENTS
+    if agents and re.search(agents, request.headers.get("User-Agent", ""), re.IGNORECASE):
+        return False
+    user = getattr(request, "user", None)
+    if not conf.TRACK_STAFF and getattr(user, "is_staff", False):
+        return False
+    untracked = conf.UNTRACKED_REQUESTS
+    return not (untracked and untracked(request))
 
 
 def shopper_for_request(request: HttpRequest) -> Shopper:

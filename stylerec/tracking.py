@@ -11,7 +11,7 @@ from .events import record_server_event
 from .models import Decision, Event
 from .serving import decision_log
 from .serving.state import Assignment
-from .shoppers import shopper_for_request
+from .shoppers import request_is_tracked, shopper_for_request
 
 logger = logging.getLogger(__name__)
 CLICK_PARAM = "sr"
@@ -34,7 +34,7 @@ class TrackingMiddleware:
 
     def __call__(self, request: HttpRequest):
         decision_id = parse_id(request.GET.get(CLICK_PARAM, ""))
-        if request.method == "GET" and decision_id is not None:
+        if request.method == "GET" and decision_id is not None and request_is_tracked(request):
             self._record(request, decision_id)
         with decision_log.deferred():
             return self.get_response(request)

@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from ..conf import conf
 from ..serving.chooser import Shown, choose_images, device_class
-from ..shoppers import shopper_for_request
+from ..shoppers import request_is_tracked, shopper_for_request
 from ..tracking import CLICK_PARAM, clicked_assignments
 
 register = template.Library()
@@ -43,7 +43,9 @@ def _shown_for(context, products) -> dict:
         raise template.TemplateSyntaxError("stylerec tags need the request context processor.")
     cache = request.__dict__.setdefault("_stylerec_shown", {})
     missing = [p for p in products if p.pk not in cache]
-    if missing:
+    if missing and not request_is_tracked(request):  # a crawler, a preview: no decisions
+        cache.update(_originals(missing))
+    elif missing:
         try:
             cache.update(
                 choose_images(
@@ -117,6 +119,9 @@ def personalized_url(context, product) -> str:
 @register.inclusion_tag("stylerec/beacon.html", takes_context=True)
 def stylerec_beacon(context) -> dict:
     """The tracking script: impressions of visible images, add-to-cart, batched beacons."""
+    request = context.get("request")
+    if request is not None and not request_is_tracked(request):
+        return {"endpoint": None}  # nothing to report: the page logged no decision
     try:
         endpoint = reverse("stylerec-api:events")
     except NoReverseMatch:
@@ -127,4 +132,6 @@ def stylerec_beacon(context) -> dict:
 @register.simple_tag(takes_context=True)
 def stylerec_originals_only(context) -> bool:
     request = context.get("request")
-    return bool(request and shopper_for_request(request).originals_only)
+    if request is None or not request_is_tracked(request):
+        return False  # no shopper is made for a crawler to ask
+    return shopper_for_request(request).originals_only
