@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCT_SEARCH_FIELDS": [],
     "PRODUCT_CATEGORY_LOOKUP": None,
     "PRODUCT_SELECT_RELATED": [],
+    # The default serializer's price: the name of the product's price attribute, or None.
+    "PRODUCT_PRICE_FIELD": None,
     # Requests whose views teach the loop nothing: they see the original photos, log no
     # decision, load no beacon and make no shopper. Crawlers, by a regular expression
     # searched in the User-Agent (case-insensitive; "" for none)...

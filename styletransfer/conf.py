@@ -77,6 +77,10 @@ DEFAULTS: dict[str, Any] = {
     # The model of that related table ("app_label.Model", with a ForeignKey to the product):
     # a photo saved in it or deleted from it renders its product again.
     "PRODUCT_IMAGE_MODEL": None,
+    # Which products are live: a dotted path to callable() -> QuerySet of the product model
+    # (e.g. the published ones). Only those are rendered for a catalogue, counted in its
+    # coverage and listed by the API; None: every product of the default manager.
+    "LIVE_PRODUCTS": None,
     # Celery queues: renders go to GPU workers, bookkeeping to the default queue.
     "RENDER_QUEUE": "render",
     "DEFAULT_QUEUE": "default",
@@ -142,6 +146,12 @@ class StyleTransferSettings(AppSettings):
             images = [image]
         return [image for image in images if image]
 
+    def live_products(self):
+        """The products shoppers may see (LIVE_PRODUCTS), as a QuerySet to filter further."""
+        if self.LIVE_PRODUCTS:
+            return self.LIVE_PRODUCTS()
+        return self.product_model()._default_manager.all()
+
     def product_of_image(self, image):
         """The product a row of PRODUCT_IMAGE_MODEL belongs to (its ForeignKey to the product
         model), or None when it has none (or the product is being deleted with it)."""
@@ -155,4 +165,6 @@ class StyleTransferSettings(AppSettings):
         return None
 
 
-conf = StyleTransferSettings("STYLETRANSFER", DEFAULTS, import_strings=["PRODUCT_IMAGES"])
+conf = StyleTransferSettings(
+    "STYLETRANSFER", DEFAULTS, import_strings=["PRODUCT_IMAGES", "LIVE_PRODUCTS"]
+)

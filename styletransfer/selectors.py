@@ -48,7 +48,7 @@ def ready_renditions_for(
 
 
 def catalog_size() -> int:
-    return conf.product_model()._default_manager.count()
+    return conf.live_products().count()
 
 
 def style_coverage(styles: Iterable[Style] | None = None) -> dict[int, dict[str, int]]:

@@ -256,7 +256,7 @@ def style_set_active(*, style: Style, active: bool) -> Style:
 def style_render_catalog(*, style: Style, after_pk=None) -> object | None:
     """Request renditions for one batch of products after `after_pk`; returns the batch's last pk
     (the caller continues from it) or None when the catalogue is done."""
-    products = conf.product_model()._default_manager.order_by("pk")
+    products = conf.live_products().order_by("pk")
     if after_pk is not None:
         products = products.filter(pk__gt=after_pk)
     batch = list(products[: conf.CATALOG_BATCH_SIZE])

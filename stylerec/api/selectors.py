@@ -8,6 +8,7 @@ from operator import or_
 import numpy as np
 from django.db.models import Q, QuerySet
 
+from styletransfer.conf import conf as styletransfer_conf
 from styletransfer.models import Style
 
 from ..conf import conf
@@ -24,7 +25,7 @@ def products_for_api(*, category: str | None = None, search: str | None = None) 
 
     Raises ValueError (or Django's ValidationError) for a category the lookup cannot take.
     """
-    products = conf.product_model()._default_manager.all()
+    products = styletransfer_conf.live_products()  # never an unpublished product
     if conf.PRODUCT_SELECT_RELATED:
         products = products.select_related(*conf.PRODUCT_SELECT_RELATED)
     if category and conf.PRODUCT_CATEGORY_LOOKUP:

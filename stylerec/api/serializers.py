@@ -169,10 +169,30 @@ class PersonalizedImageSerializer(serializers.Serializer):
 
 
 class DefaultProductSerializer(serializers.Serializer):
-    """A product as any shop has it; shops name their own in STYLEREC['PRODUCT_SERIALIZER']."""
+    """A product as any shop has it: its page and price where the model has them (a shop
+    names its own serializer in STYLEREC['PRODUCT_SERIALIZER'] for anything more)."""
 
     id = serializers.CharField(source="pk", read_only=True)
     name = serializers.CharField(source="__str__", read_only=True)
+    url = serializers.SerializerMethodField(help_text="The product's page in the web shop.")
+    price = serializers.SerializerMethodField(
+        help_text="STYLEREC['PRODUCT_PRICE_FIELD'] of the product, as the shop stores it."
+    )
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_url(self, product):
+        try:
+            url = product.get_absolute_url()
+        except Exception:  # none, or one that cannot reverse: no link rather than an error
+            return None
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_price(self, product):
+        field = conf.PRODUCT_PRICE_FIELD
+        value = getattr(product, field, None) if field else None
+        return None if value is None else str(value)
 
 
 class ProductImagesSerializer(serializers.Serializer):

@@ -48,3 +48,8 @@ class Page(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+def live_pages():
+    """What the CMS shop names in STYLETRANSFER['LIVE_PRODUCTS']: published pages only."""
+    return Page.objects.filter(live=True)
