@@ -9,7 +9,13 @@ class StyleRecConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.apps import apps
+
         from . import conf, receivers
 
         conf.register_checks()
         receivers.connect()
+        if apps.is_installed("oscar.apps.basket") and apps.is_installed("oscar.apps.order"):
+            from .contrib import oscar  # add-to-basket and orders become events
+
+            oscar.connect()

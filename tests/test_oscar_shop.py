@@ -1,6 +1,7 @@
 """django-oscar 4.2, first-class: a shop set up as Oscar's docs have it, given the apps by
 the README's lines (its django-oscar recipe included, read from README.md), shows personalized
-cards on its catalogue and search pages, and renders a photo replaced in ProductImage again."""
+cards on its catalogue and search pages, renders a photo replaced in ProductImage again, and
+records add-to-basket and orders as events joined to the decisions the shopper saw."""
 
 import json
 import shutil
@@ -55,7 +56,7 @@ def build_oscar_project(tmp, db):
 
 
 @pytest.mark.slow
-def test_an_oscar_shop_shows_personalized_cards_and_follows_photo_changes(tmp_path):
+def test_an_oscar_shop_is_personalized_and_records_baskets_and_orders(tmp_path):
     db = quickstart_database("_oscar")
     recreate(db)
     try:
@@ -79,3 +80,6 @@ def test_an_oscar_shop_shows_personalized_cards_and_follows_photo_changes(tmp_pa
     assert outcome["search"] == 200 and set(outcome["search_shown"]) == products
     assert outcome["photo_changed"] and outcome["new_rendition"] == 1
     assert outcome["old_files_on_page"] == [], "the replaced photo's rendition is never shown"
+    second, third = outcome["products"][1:]
+    assert outcome["basket_add"] == 302
+    assert outcome["events"] == [["add_to_cart", second, True], ["purchase", third, True]]

@@ -13,12 +13,19 @@ import django  # noqa: E402
 
 django.setup()
 
+from decimal import Decimal  # noqa: E402
+
+from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.files.base import ContentFile  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
+from oscar.apps.basket.models import Basket  # noqa: E402
 from oscar.apps.catalogue.models import Product, ProductClass, ProductImage  # noqa: E402
+from oscar.apps.partner.strategy import Selector  # noqa: E402
+from oscar.test.factories import create_order, create_stockrecord  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from stylerec.models import Event  # noqa: E402
 from styletransfer import services  # noqa: E402
 from styletransfer.models import Rendition, SourceImage, Style  # noqa: E402
 
@@ -62,6 +69,7 @@ for i in range(3):
     product = Product.objects.create(title=f"Mug {i}", product_class=kind, is_public=True)
     image = ProductImage(product=product, display_order=0)
     image.original.save(f"mug{i}.jpg", ContentFile(photo(i)), save=True)
+    create_stockrecord(product, price=Decimal("12.00"), num_in_stock=10)
     products.append(product)
 
 ready_before = Rendition.objects.filter(status="ready").count()
@@ -78,6 +86,19 @@ image.original.save("mug0-new.jpg", ContentFile(photo(9)), save=True)
 new_hash = SourceImage.objects.get(object_id=str(first.pk), position=0).content_hash
 after = shopper.get("/catalogue/").content.decode()
 
+# The shopper puts a mug in the basket (Oscar's own view), signs in and orders another.
+added = shopper.post(f"/basket/add/{products[1].pk}/", {"quantity": 1})
+account = get_user_model().objects.create_user("ann", "ann@example.com", "ann-pw-12345")
+shopper.force_login(account)  # the session's history joins the account
+basket = Basket.objects.create(owner=account)
+basket.strategy = Selector().strategy(user=account)
+basket.add_product(products[2], 1)
+create_order(basket=basket, user=account)
+events = [
+    (event.kind, event.product_id, event.decision_id is not None)
+    for event in Event.objects.exclude(kind="impression").order_by("pk")
+]
+
 print(
     "OSCAR",
     json.dumps(
@@ -92,6 +113,8 @@ print(
             "new_rendition": Rendition.objects.filter(source_hash=new_hash, status="ready").count(),
             "old_files_on_page": [name for name in old_files if name and name in after],
             "products": [str(p.pk) for p in products],
+            "basket_add": added.status_code,
+            "events": events,
             "errors": list(Rendition.objects.exclude(error="").values_list("error", flat=True)),
         }
     ),
