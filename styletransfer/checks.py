@@ -32,16 +32,21 @@ def _check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 id="styletransfer.E004",
             )
         ]
-    try:
-        conf.LIVE_PRODUCTS  # noqa: B018 - imported on access
-    except ImportError as exc:
-        return [
-            checks.Error(
-                f"STYLETRANSFER['LIVE_PRODUCTS'] cannot be imported: {exc}",
-                hint="A dotted path to callable() -> QuerySet of the products shoppers may see.",
-                id="styletransfer.E008",
-            )
-        ]
+    hooks = {
+        "LIVE_PRODUCTS": "callable() -> QuerySet of the products shoppers may see",
+        "ORIGINAL_URL": "callable(image file) -> the URL the shop serves it at",
+    }
+    for name, what in hooks.items():
+        try:
+            getattr(conf, name)  # imported on access
+        except ImportError as exc:
+            return [
+                checks.Error(
+                    f"STYLETRANSFER[{name!r}] cannot be imported: {exc}",
+                    hint=f"A dotted path to {what}.",
+                    id="styletransfer.E008",
+                )
+            ]
     if not product_images:
         return _check_image_field(model, conf.PRODUCT_IMAGE_FIELD)
     return _check_image_model(model)

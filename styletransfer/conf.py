@@ -81,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     # (e.g. the published ones). Only those are rendered for a catalogue, counted in its
     # coverage and listed by the API; None: every product of the default manager.
     "LIVE_PRODUCTS": None,
+    # How an original photo is served: a dotted path to callable(image: FieldFile) -> URL,
+    # the shop's own image pipeline (a thumbnailer's crop at the grid's size, a CDN); None:
+    # the file's storage URL.
+    "ORIGINAL_URL": None,
     # Celery queues: renders go to GPU workers, bookkeeping to the default queue.
     "RENDER_QUEUE": "render",
     "DEFAULT_QUEUE": "default",
@@ -146,6 +150,11 @@ class StyleTransferSettings(AppSettings):
             images = [image]
         return [image for image in images if image]
 
+    def original_url(self, image) -> str | None:
+        """The URL of an original photo through the shop's pipeline (ORIGINAL_URL), or None
+        to use the file's own."""
+        return self.ORIGINAL_URL(image) if self.ORIGINAL_URL else None
+
     def live_products(self):
         """The products shoppers may see (LIVE_PRODUCTS), as a QuerySet to filter further."""
         if self.LIVE_PRODUCTS:
@@ -166,5 +175,5 @@ class StyleTransferSettings(AppSettings):
 
 
 conf = StyleTransferSettings(
-    "STYLETRANSFER", DEFAULTS, import_strings=["PRODUCT_IMAGES", "LIVE_PRODUCTS"]
+    "STYLETRANSFER", DEFAULTS, import_strings=["PRODUCT_IMAGES", "LIVE_PRODUCTS", "ORIGINAL_URL"]
 )

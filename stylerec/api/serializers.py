@@ -204,7 +204,9 @@ class ProductImagesSerializer(serializers.Serializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_image(self, product):
         images = styletransfer_conf.product_images(product)
-        return self._absolute(images[0].url) if images else None
+        if not images:
+            return None
+        return self._absolute(styletransfer_conf.original_url(images[0]) or images[0].url)
 
     @extend_schema_field(PersonalizedImageSerializer)
     def get_personalized(self, product) -> dict:

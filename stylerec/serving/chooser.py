@@ -95,7 +95,12 @@ def choose_images(
 
 def _original(product, decision_id: int | None = None) -> Shown:
     images = styletransfer_conf.product_images(product)
-    url = _file_url(images[0].storage, images[0].name) if images and images[0] else ""
+    image = images[0] if images else None
+    url = (
+        (styletransfer_conf.original_url(image) or _file_url(image.storage, image.name))
+        if image
+        else ""
+    )
     return Shown(product.pk, url, ORIGINAL, decision_id)
 
 

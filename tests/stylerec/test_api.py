@@ -225,11 +225,12 @@ def test_a_category_lookup_that_cannot_take_the_value_is_a_400(shop, settings):
     assert response.status_code == 400 and "category" in response.json()
 
 
-def test_shops_without_a_product_serializer_get_id_and_name(shop, settings):
+def test_shops_without_a_product_serializer_get_id_name_and_url(shop, settings):
     settings.STYLEREC = {"PRODUCT_MODEL": "storefront.Product"}
     product = APIClient().get("/api/v1/products/").json()["results"][0]
-    assert set(product) == {"id", "name", "image", "personalized"}
+    assert set(product) == {"id", "name", "url", "price", "image", "personalized"}
     assert isinstance(product["id"], str)
+    assert product["url"].startswith("http://testserver/") and product["price"] is None
 
 
 def test_originals_only_and_personalization_off_show_originals(shop):

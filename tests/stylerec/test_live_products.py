@@ -64,3 +64,17 @@ def test_the_default_api_product_carries_its_page_and_price(shop, settings):
     assert first["url"] == f"http://testserver{product.get_absolute_url()}"
     assert first["price"] == str(product.price)
     assert set(first) >= {"id", "name", "url", "price", "image", "personalized"}
+
+
+def test_originals_are_served_through_the_shops_image_pipeline(shop, settings, client):
+    settings.STYLETRANSFER = {
+        **settings.STYLETRANSFER,
+        "ORIGINAL_URL": "tests.testshop.models.thumbnail_url",
+    }
+    product = shop["products"][0]
+    crawler = "Mozilla/5.0 (compatible; Googlebot/2.1)"  # sees the originals only
+    page = client.get("/", HTTP_USER_AGENT=crawler).content.decode()
+    assert f'src="/thumbnails/400x400/{product.image.name}"' in page
+    listed = APIClient().get("/api/v1/products/").json()["results"]
+    first = next(item for item in listed if str(item["id"]) == str(product.pk))
+    assert first["image"] == f"http://testserver/thumbnails/400x400/{product.image.name}"

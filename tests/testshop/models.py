@@ -53,3 +53,8 @@ class Page(models.Model):
 def live_pages():
     """What the CMS shop names in STYLETRANSFER['LIVE_PRODUCTS']: published pages only."""
     return Page.objects.filter(live=True)
+
+
+def thumbnail_url(image) -> str:
+    """What a shop names in STYLETRANSFER['ORIGINAL_URL']: its own pipeline's square crop."""
+    return f"/thumbnails/400x400/{image.name}"
