@@ -6,8 +6,9 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.settings import patched_settings, spectacular_settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
-from styletransfer.api.base import app_schema, extend_schema
+from styletransfer.api.base import ScopedRateThrottle, app_schema, extend_schema
 
 
 class ShopperTokenScheme(OpenApiAuthenticationExtension):
@@ -57,6 +58,9 @@ class SchemaView(SpectacularAPIView):
     """The OpenAPI document, described in the apps' terms without any setting of the shop."""
 
     schema = app_schema()
+    permission_classes = [AllowAny]  # the shop's defaults are for its own views
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "catalog"
 
     @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
@@ -68,6 +72,9 @@ class SwaggerView(SpectacularSwaggerView):
     """Swagger UI over SchemaView."""
 
     schema = app_schema()
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "catalog"
     url_name = "stylerec-schema"
 
     @extend_schema(exclude=True)
