@@ -152,7 +152,32 @@ def _check_assignment(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
+REQUEST_PROCESSOR = "django.template.context_processors.request"
+
+
+def _check_request_context(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The tags choose per shopper: a page rendered without the request would be an error."""
+    engines = [
+        engine
+        for engine in settings.TEMPLATES
+        if engine.get("BACKEND") == "django.template.backends.django.DjangoTemplates"
+    ]
+    if not engines or any(
+        REQUEST_PROCESSOR in engine.get("OPTIONS", {}).get("context_processors", [])
+        for engine in engines
+    ):
+        return []
+    return [
+        checks.Error(
+            f"stylerec's template tags need {REQUEST_PROCESSOR!r} in TEMPLATES' "
+            "context_processors (startproject's settings have it).",
+            id="stylerec.E004",
+        )
+    ]
+
+
 def register_checks() -> None:
     checks.register(_check_known_keys)
     checks.register(_check_product_model)
+    checks.register(_check_request_context)
     checks.register(_check_assignment)

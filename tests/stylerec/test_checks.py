@@ -43,3 +43,18 @@ def test_settings_that_are_no_dict_get_one_error(settings):
     settings.STYLEREC = ["PRODUCT_MODEL", "storefront.Product"]
     (message,) = stylerec_messages()
     assert message.id == "stylerec.E000" and message.is_serious()
+
+
+def test_templates_without_the_request_are_an_error(settings):
+    engine = {**settings.TEMPLATES[0]}
+    engine["OPTIONS"] = {
+        **engine["OPTIONS"],
+        "context_processors": [
+            name
+            for name in engine["OPTIONS"]["context_processors"]
+            if name != "django.template.context_processors.request"
+        ],
+    }
+    settings.TEMPLATES = [engine]
+    (message,) = stylerec_messages()
+    assert message.id == "stylerec.E004" and "\n" not in message.msg
