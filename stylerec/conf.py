@@ -171,7 +171,7 @@ def _check_request_context(app_configs, **kwargs) -> list[checks.CheckMessage]:
         checks.Error(
             f"stylerec's template tags need {REQUEST_PROCESSOR!r} in TEMPLATES' "
             "context_processors (startproject's settings have it).",
-            id="stylerec.E004",
+            id="stylerec.E007",
         )
     ]
 

@@ -57,4 +57,4 @@ def test_templates_without_the_request_are_an_error(settings):
     }
     settings.TEMPLATES = [engine]
     (message,) = stylerec_messages()
-    assert message.id == "stylerec.E004" and "\n" not in message.msg
+    assert message.id == "stylerec.E007" and "\n" not in message.msg
