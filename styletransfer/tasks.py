@@ -17,19 +17,24 @@ logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
-@shared_task(
-    bind=True,
-    name="styletransfer.render_rendition",
-    queue=conf.RENDER_QUEUE,  # every task names its queue: a worker reads render or default
-    acks_late=True,  # a worker killed mid-render leaves the message to be delivered again
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
-    soft_time_limit=conf.RENDER_TIME_LIMIT,
-    time_limit=conf.RENDER_TIME_LIMIT + 60,
-)
+# What every render task is: on the render queue (every task names its queue: a worker reads
+# render or default), acknowledged after the render so a worker killed mid-render leaves the
+# message to be delivered again, retried on database and connection faults, time-limited.
+RENDER_TASK = {
+    "bind": True,
+    "queue": conf.RENDER_QUEUE,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+    "soft_time_limit": conf.RENDER_TIME_LIMIT,
+    "time_limit": conf.RENDER_TIME_LIMIT + 60,
+}
+
+
+@shared_task(name="styletransfer.render_rendition", **RENDER_TASK)
 def render_rendition(
     self, rendition_id: int, device: str | None = None, stale_claim: str | None = None
 ) -> str:
@@ -56,18 +61,8 @@ def render_rendition(
 
 
 @shared_task(
-    bind=True,
-    name="styletransfer.render_batch",
-    queue=conf.RENDER_QUEUE,
-    acks_late=True,  # as render_rendition: a killed worker's claims are recovered one by one
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
-    soft_time_limit=conf.RENDER_TIME_LIMIT,
-    time_limit=conf.RENDER_TIME_LIMIT + 60,
-)
+    name="styletransfer.render_batch", **RENDER_TASK
+)  # a killed one's claims come back one by one
 def render_batch(self, rendition_ids: list[int], device: str | None = None) -> dict[str, int]:
     """Render renditions of one style together (catalogue renders)."""
     try:
