@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     # preview flag, a draft page), and staff, when False here.
     "UNTRACKED_REQUESTS": None,
     "TRACK_STAFF": True,
+    # Events and decisions older than this many days are deleted daily (stylerec.prune; None
+    # keeps them forever). A fit reads FIT_LOOKBACK_DAYS of decisions and REWARD_WINDOW of
+    # events after each: that much is kept whatever this says (stylerec.W004 says so).
+    "EVENT_RETENTION_DAYS": 180,
     # Events API limits.
     "MAX_EVENTS_PER_BATCH": 500,
     "MAX_EVENT_AGE_DAYS": 7,
@@ -75,6 +79,7 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "styletransfer-sweep": {"task": "styletransfer.sweep", "schedule": 300.0},
     "stylerec-fit": {"task": "stylerec.fit", "schedule": 3600.0},
     "stylerec-update-recent": {"task": "stylerec.update_recent", "schedule": 120.0},
+    "stylerec-prune": {"task": "stylerec.prune", "schedule": 86400.0},
 }
 
 
@@ -176,8 +181,33 @@ def _check_request_context(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
+def _check_retention(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    days = conf.EVENT_RETENTION_DAYS
+    if days is None:
+        return []
+    if isinstance(days, bool) or not isinstance(days, int | float) or days <= 0:
+        return [
+            checks.Error(
+                f"STYLEREC['EVENT_RETENTION_DAYS'] must be a number of days or None, not {days!r}",
+                id="stylerec.E008",
+            )
+        ]
+    fit_days = conf.FIT_LOOKBACK_DAYS + conf.REWARD_WINDOW / 86400
+    if days < fit_days:
+        return [
+            checks.Warning(
+                f"STYLEREC['EVENT_RETENTION_DAYS'] is {days} but a fit reads {fit_days:g} days "
+                "(FIT_LOOKBACK_DAYS + REWARD_WINDOW): that much is kept anyway.",
+                hint="Raise EVENT_RETENTION_DAYS, or lower FIT_LOOKBACK_DAYS.",
+                id="stylerec.W004",
+            )
+        ]
+    return []
+
+
 def register_checks() -> None:
     checks.register(_check_known_keys)
     checks.register(_check_product_model)
     checks.register(_check_request_context)
     checks.register(_check_assignment)
+    checks.register(_check_retention)

@@ -1,4 +1,4 @@
-"""Shopper events: the rules an event must keep, and ingesting batches of them at once."""
+"""Shopper events: the rules an event must keep, ingesting batches of them, pruning old ones."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -154,3 +154,58 @@ def record_server_event(
         ],
         source="server",
     )
+
+
+# --- Retention ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    events: int
+    decisions: int
+    cutoff: datetime
+
+
+def retention_cutoff(now: datetime | None = None) -> datetime | None:
+    """Events and decisions from before this may go (None: EVENT_RETENTION_DAYS is None).
+
+    Never later than what a fit reads: decisions of the last FIT_LOOKBACK_DAYS and the events
+    within REWARD_WINDOW after each, so a retention shorter than that keeps that much anyway.
+    """
+    if conf.EVENT_RETENTION_DAYS is None:
+        return None
+    fit_reads = timedelta(days=conf.FIT_LOOKBACK_DAYS, seconds=conf.REWARD_WINDOW)
+    kept = max(timedelta(days=conf.EVENT_RETENTION_DAYS), fit_reads)
+    return (now or timezone.now()) - kept
+
+
+def events_prune(*, now: datetime | None = None, chunk: int = 10_000) -> PruneResult | None:
+    """Delete events received and decisions made before retention_cutoff, `chunk` rows per
+    statement (each its own transaction, so no long lock is held on a table pages write to)."""
+    cutoff = retention_cutoff(now)
+    if cutoff is None:
+        return None
+    events = _delete_in_chunks(Event.objects.filter(received_at__lt=cutoff), chunk)
+    # A decision's later events (received after the cutoff) go with it: no reward is ever
+    # counted for a decision the logs no longer hold.
+    decisions = _delete_in_chunks(Decision.objects.filter(created_at__lt=cutoff), chunk)
+    return PruneResult(events=events, decisions=decisions, cutoff=cutoff)
+
+
+def events_prunable(*, now: datetime | None = None) -> dict[str, int]:
+    """What events_prune would delete now."""
+    cutoff = retention_cutoff(now)
+    if cutoff is None:
+        return {"events": 0, "decisions": 0}
+    return {
+        "events": Event.objects.filter(received_at__lt=cutoff).count(),
+        "decisions": Decision.objects.filter(created_at__lt=cutoff).count(),
+    }
+
+
+def _delete_in_chunks(rows, chunk: int) -> int:
+    deleted = 0
+    while ids := list(rows.order_by().values_list("pk", flat=True)[:chunk]):
+        rows.model.objects.filter(pk__in=ids).delete()  # events of a decision: one DELETE
+        deleted += len(ids)
+    return deleted

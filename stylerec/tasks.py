@@ -5,7 +5,7 @@ from django.db import InterfaceError, OperationalError
 
 from styletransfer.conf import conf as styletransfer_conf
 
-from . import fitting
+from . import events, fitting
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
 
@@ -34,3 +34,16 @@ def fit() -> str | None:
 def update_recent(minutes: int = 10) -> int:
     """Incremental update of recently active shoppers (celery beat, every few minutes)."""
     return fitting.preference_update_recent(minutes=minutes)
+
+
+@shared_task(
+    name="stylerec.prune",
+    queue=styletransfer_conf.DEFAULT_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=60,
+    max_retries=3,
+)
+def prune() -> dict[str, int]:
+    """Delete events and decisions past EVENT_RETENTION_DAYS (celery beat, daily)."""
+    result = events.events_prune()
+    return {"events": result.events, "decisions": result.decisions} if result else {}

@@ -16,6 +16,7 @@ QUEUES = {
     "styletransfer.sweep": "default",
     "stylerec.fit": "default",
     "stylerec.update_recent": "default",
+    "stylerec.prune": "default",
 }
 
 
