@@ -7,6 +7,7 @@ whose heartbeat stops, recovered one by one like a single render's.
 """
 
 import logging
+import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -105,9 +106,18 @@ def _render_style(renditions: list[Rendition], device: str | None, outcome: Batc
         for rendition in renditions:
             _fail(rendition, rendering._one_line(exc), outcome)
         return
+    from .engines.images import resize_longest  # Pillow: workers only
+
+    # Every canvas would resize the reference to the output size; once is enough (the canvas's
+    # own resize of an image already that size is a no-op, so the pixels are the same).
+    reference = resize_longest(reference, params.size)
     pipeline = Pipeline(engine, style, reference, params, outcome)
-    with ThreadPoolExecutor(conf.RENDER_IO_THREADS, thread_name_prefix="render-io") as pool:
+    with ThreadPoolExecutor(io_threads(), thread_name_prefix="render-io") as pool:
         pipeline.run(renditions, pool)
+
+
+def io_threads() -> int:
+    return max(1, conf.RENDER_IO_THREADS or os.cpu_count() or 1)
 
 
 class Pipeline:
@@ -121,7 +131,7 @@ class Pipeline:
     def run(self, renditions: list[Rendition], pool: ThreadPoolExecutor) -> None:
         waiting = deque(renditions)
         decoding: deque[tuple[Item, Future]] = deque()
-        ahead = 2 * conf.RENDER_IO_THREADS  # grows to two passes once the pass size is known
+        ahead = 2 * io_threads()  # grows to two passes once the pass size is known
         while waiting or decoding:
             while waiting and len(decoding) < ahead:
                 item = Item(waiting.popleft())

@@ -117,8 +117,9 @@ DEFAULTS: dict[str, Any] = {
     # style (at most CATALOG_BATCH_SIZE); a worker renders one in passes as big as its device
     # holds, so on GPUs raise both to a few hundred (README, "Running at scale").
     "RENDER_BATCH_SIZE": 16,
-    # Threads of a render worker that decode sources and encode renditions while it renders.
-    "RENDER_IO_THREADS": 2,
+    # Threads of a render worker that decode sources and encode renditions while it renders
+    # (None: one per CPU core; a machine of several GPUs divides its cores among them).
+    "RENDER_IO_THREADS": None,
     # "cuda", "cpu" or None (cuda when present).
     "DEVICE": None,
     # Cache (Django's CACHES alias) holding each product's image hash and ready renditions,
