@@ -112,12 +112,16 @@ def _render_style(renditions: list[Rendition], device: str | None, outcome: Batc
     # own resize of an image already that size is a no-op, so the pixels are the same).
     reference = resize_longest(reference, params.size)
     pipeline = Pipeline(engine, style, reference, params, outcome)
-    with ThreadPoolExecutor(io_threads(), thread_name_prefix="render-io") as pool:
+    with ThreadPoolExecutor(io_threads(engine), thread_name_prefix="render-io") as pool:
         pipeline.run(renditions, pool)
 
 
-def io_threads() -> int:
-    return max(1, conf.RENDER_IO_THREADS or os.cpu_count() or 1)
+def io_threads(engine: Engine) -> int:
+    """RENDER_IO_THREADS, else one per core beside a GPU; beside a CPU engine one, since torch's
+    own threads already take every core there (more only stall them: bench/batch.py)."""
+    if conf.RENDER_IO_THREADS:
+        return max(1, conf.RENDER_IO_THREADS)
+    return max(1, os.cpu_count() or 1) if engine.device.startswith("cuda") else 1
 
 
 class Pipeline:
@@ -131,7 +135,7 @@ class Pipeline:
     def run(self, renditions: list[Rendition], pool: ThreadPoolExecutor) -> None:
         waiting = deque(renditions)
         decoding: deque[tuple[Item, Future]] = deque()
-        ahead = 2 * io_threads()  # grows to two passes once the pass size is known
+        ahead = 2 * io_threads(self.engine)  # grows to two passes once the pass size is known
         while waiting or decoding:
             while waiting and len(decoding) < ahead:
                 item = Item(waiting.popleft())
