@@ -1,9 +1,12 @@
 """Batched renders in this process: the same files and rows as single renders, failures alone."""
 
+import io
+
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 
 from storefront.models import Category, Product
 from styletransfer import batching, rendering, services
@@ -114,3 +117,14 @@ def test_an_image_too_big_for_the_device_even_alone_leaves_the_batch_for_the_cpu
     assert sorted(outcome.ready) == sorted([renditions[0].pk, renditions[1].pk])
     assert engine.max_pass == 1, "the pass was halved, and stays smaller"
     assert Rendition.objects.get(pk=renditions[2].pk).status == "pending"
+
+
+def test_render_catalog_renders_in_batches_here_without_a_broker(settings):
+    settings.CELERY_BROKER_URL = "filesystem://"  # the embedded default: no render worker
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "RENDER_BATCH_SIZE": 2}
+    products(5)
+    make_style("here", engine="feedforward", size=64)
+    out = io.StringIO()
+    call_command("render_catalog", style="here", wait=True, timeout=300, stdout=out)
+    assert "here: 5 ready, 0 failed, 5 products" in out.getvalue()
+    assert set(Rendition.objects.values_list("attempts", flat=True)) == {1}
