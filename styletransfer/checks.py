@@ -209,6 +209,24 @@ def _check_broker(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
+def _check_batch_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """RENDER_BATCH_SIZE a whole number >= 1; RENDER_IO_THREADS that or None."""
+    errors = []
+    for name, optional in (("RENDER_BATCH_SIZE", False), ("RENDER_IO_THREADS", True)):
+        value = getattr(conf, name)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            allowed = "a whole number from 1" + (" or None" if optional else "")
+            errors.append(
+                checks.Error(
+                    f"STYLETRANSFER[{name!r}] must be {allowed}, not {value!r}.",
+                    id="styletransfer.E007",
+                )
+            )
+    return errors
+
+
 def _check_known_keys(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return conf.check_keys()
 
@@ -221,3 +239,4 @@ def register() -> None:
     checks.register(_check_visibility_timeout)
     checks.register(_check_broker)
     checks.register(_check_image_formats)
+    checks.register(_check_batch_settings)

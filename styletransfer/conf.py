@@ -118,8 +118,8 @@ DEFAULTS: dict[str, Any] = {
     # holds, so on GPUs raise both to a few hundred (README, "Running at scale").
     "RENDER_BATCH_SIZE": 16,
     # Threads of a render worker that decode sources and encode renditions while it renders
-    # (None: one per CPU core beside a GPU, where a machine of several GPUs divides its cores
-    # among them; one beside a CPU engine, whose torch threads take the cores already).
+    # (None: one per CPU core beside a GPU, so on a machine of several GPUs give each worker
+    # its share; one beside a CPU engine, whose torch threads take the cores already).
     "RENDER_IO_THREADS": None,
     # "cuda", "cpu" or None (cuda when present).
     "DEVICE": None,

@@ -48,3 +48,24 @@ def test_a_product_images_path_that_cannot_be_imported_is_an_error(settings):
 
 def test_the_demo_settings_pass_every_check():
     assert messages("styletransfer") == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refused"),
+    [
+        ("RENDER_BATCH_SIZE", 128, False),
+        ("RENDER_BATCH_SIZE", 0, True),
+        ("RENDER_BATCH_SIZE", "16", True),
+        ("RENDER_BATCH_SIZE", None, True),
+        ("RENDER_IO_THREADS", None, False),
+        ("RENDER_IO_THREADS", 8, False),
+        ("RENDER_IO_THREADS", -1, True),
+        ("RENDER_IO_THREADS", True, True),
+    ],
+)
+def test_batch_settings_are_whole_numbers(settings, name, value, refused):
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, name: value}
+    found = messages("styletransfer.E007")
+    assert bool(found) == refused
+    if refused:
+        assert name in found["styletransfer.E007"]
