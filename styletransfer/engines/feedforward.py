@@ -26,7 +26,10 @@ STYLE_CACHE_SIZE = 32
 # it at alpha 0 to none here; above it one decode is enough (the default strength, 70, is).
 DETAIL_UNTIL = 0.9
 MAX_BATCH = 64  # images per pass on a GPU at most (a bigger one gains no throughput)
-CPU_PASS = 1  # on a CPU a pass of several images is no faster per image than one at a time
+# On a CPU a pass of 4 took 1.1 s per 256-px image against 2.9 s one at a time (2.0 against
+# 4.5 s at 512 px), interleaved on the 2-core development machine under other load: torch's
+# threads wait on each other less per image (bench/gpu.py --device cpu measures 1, 2 and 4).
+CPU_PASS = 4
 # GPU memory one image needs per padded pixel in a pass (fp16 VGG and decoder activations,
 # the float32 input and output, cuDNN workspace), with room to spare: 256 MB at 512 px.
 BYTES_PER_PIXEL = 1024
@@ -111,7 +114,7 @@ class FeedForwardEngine(Engine):
     def pass_size(self, shape: tuple[int, int]) -> int:
         """Images per pass at this canvas size: what fits in free GPU memory (BYTES_PER_PIXEL
         per padded pixel, a fifth kept spare), at most max_pass; CPU_PASS on a CPU, where a
-        bigger batch runs no faster (bench/gpu.py measures both)."""
+        pass of a few images is what pays (bench/gpu.py measures both)."""
         if torch.device(self.device).type != "cuda":
             return max(1, min(self.max_pass, CPU_PASS))
         height, width = (side + -side % MULTIPLE for side in shape)
