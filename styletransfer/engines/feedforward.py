@@ -26,10 +26,12 @@ STYLE_CACHE_SIZE = 32
 # it at alpha 0 to none here; above it one decode is enough (the default strength, 70, is).
 DETAIL_UNTIL = 0.9
 MAX_BATCH = 64  # images per pass on a GPU at most (a bigger one gains no throughput)
-# On a CPU a pass of 4 took 1.1 s per 256-px image against 2.9 s one at a time (2.0 against
-# 4.5 s at 512 px), interleaved on the 2-core development machine under other load: torch's
-# threads wait on each other less per image (bench/gpu.py --device cpu measures 1, 2 and 4).
+# On a CPU a pass of a few images beats one at a time while it stays small: interleaved on the
+# 2-core development machine under other load, 4 images of 256 px took 1.1 s each against 2.9 s
+# one by one, and at 512 px passes of 2 took 1.4 s each against 2.0 s (4: 1.8 s). So a CPU
+# pass holds up to CPU_PASS images and CPU_PASS_PIXELS pixels (bench/gpu.py --device cpu).
 CPU_PASS = 4
+CPU_PASS_PIXELS = 2 * 512 * 512
 # GPU memory one image needs per padded pixel in a pass (fp16 VGG and decoder activations,
 # the float32 input and output, cuDNN workspace), with room to spare: 256 MB at 512 px.
 BYTES_PER_PIXEL = 1024
@@ -113,11 +115,11 @@ class FeedForwardEngine(Engine):
 
     def pass_size(self, shape: tuple[int, int]) -> int:
         """Images per pass at this canvas size: what fits in free GPU memory (BYTES_PER_PIXEL
-        per padded pixel, a fifth kept spare), at most max_pass; CPU_PASS on a CPU, where a
-        pass of a few images is what pays (bench/gpu.py measures both)."""
-        if torch.device(self.device).type != "cuda":
-            return max(1, min(self.max_pass, CPU_PASS))
+        per padded pixel, a fifth kept spare), at most max_pass; on a CPU a few small images
+        (CPU_PASS, CPU_PASS_PIXELS)."""
         height, width = (side + -side % MULTIPLE for side in shape)
+        if torch.device(self.device).type != "cuda":
+            return max(1, min(self.max_pass, CPU_PASS, CPU_PASS_PIXELS // (height * width)))
         free, _ = torch.cuda.mem_get_info(torch.device(self.device))
         fits = int(0.8 * free // (height * width * BYTES_PER_PIXEL))
         return max(1, min(self.max_pass, fits))
