@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
+    # Stopped from outside (bench/gpu.py's timeout): unwind, so the render worker is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench/batch.py: stopped"))
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-batch-"))
     figures = catalogue_comparison(args, work)
     report(figures)
