@@ -221,7 +221,7 @@ def _check_batch_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
             errors.append(
                 checks.Error(
                     f"STYLETRANSFER[{name!r}] must be {allowed}, not {value!r}.",
-                    id="styletransfer.E007",
+                    id="styletransfer.E009",
                 )
             )
     return errors

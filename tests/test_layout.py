@@ -1,6 +1,7 @@
 """The apps' layout as a newcomer meets it: no import cycles, small modules, torch-free parts."""
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -147,3 +148,16 @@ def test_stylerec_never_imports_torch_and_styletransfer_never_imports_stylerec()
     for name, targets in graph.items():
         if name.startswith("styletransfer"):
             assert not any(t.startswith("stylerec") for t in targets), name
+
+
+def test_every_system_check_has_an_id_of_its_own():
+    """A check id is what a shop silences (SILENCED_SYSTEM_CHECKS) and what the README names."""
+    pattern = re.compile(r'id="((?:stylerec|styletransfer)\.[EW]\d{3})"')
+    ids = [
+        found
+        for package in ("stylerec", "styletransfer")
+        for path in (ROOT / package).rglob("*.py")
+        for found in pattern.findall(path.read_text())
+    ]
+    assert ids, "the apps register checks"
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []

@@ -65,7 +65,7 @@ def test_the_demo_settings_pass_every_check():
 )
 def test_batch_settings_are_whole_numbers(settings, name, value, refused):
     settings.STYLETRANSFER = {**settings.STYLETRANSFER, name: value}
-    found = messages("styletransfer.E007")
+    found = messages("styletransfer.E009")
     assert bool(found) == refused
     if refused:
-        assert name in found["styletransfer.E007"]
+        assert name in found["styletransfer.E009"]
