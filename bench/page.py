@@ -6,8 +6,14 @@ Prints ms per page for both, in the same run, measured two ways: in-process thro
 test client (the view, templates, cache and database, no HTTP), and over HTTP from a
 gunicorn worker (what a shop serves: also the WSGI server and the socket). Pages alternate
 between the two settings, each timed page after an untimed one with the same setting (as a
-shop's pages find it cached), so drift hits both equally. Then the ratio (target <= 1.2)
-and ms for choosing 24 products in-process (the chooser, and sending the decisions' INSERT).
+shop's pages find it cached), so drift hits both equally. One shopper throughout: a repeated
+view, whose products keep their assignments (no decision to draw or write). Then the same
+in-process with a new shopper for every page (a first view: every product drawn and logged),
+the ratios (target <= 1.2), and ms for choosing 24 products in-process for a new shopper (the
+chooser, and sending the decisions' INSERT).
+
+Shoppers of the control group see originals only: the bench sets STYLEREC_CONTROL_SHARE=0 so
+that every page it measures is personalized.
 """
 
 import argparse
@@ -19,7 +25,9 @@ import time
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 
-from shop import PORT, seeded_shop, start_server
+os.environ.setdefault("STYLEREC_CONTROL_SHARE", "0")  # before Django reads its settings
+
+from shop import PORT, seeded_shop, start_server  # noqa: E402
 
 
 def main() -> None:
@@ -67,8 +75,14 @@ def main() -> None:
     def in_process() -> None:
         assert client.get("/").status_code == 200
 
-    print("in-process (Django test client):")
+    print("in-process (Django test client), repeated views:")
     compare(in_process)
+
+    def first_view() -> None:
+        assert Client().get("/").status_code == 200  # a new session: a new shopper
+
+    print("in-process (Django test client), first views (a new shopper per page):")
+    compare(first_view)
 
     server = start_server(workers=1)
     try:
@@ -91,10 +105,10 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
-    shopper = Shopper.objects.create()
     products = list(Product.objects.select_related("category")[:24])
     choose, wait = [], []
     for _ in range(args.requests + 1):
+        shopper = Shopper.objects.create()
         with decision_log.deferred():  # as in a request through TrackingMiddleware
             started = time.perf_counter()
             choose_images(shopper=shopper, products=products)

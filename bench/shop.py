@@ -18,7 +18,7 @@ DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stylerec_bench"
 )
 
-PORT = 18765
+PORT = int(os.environ.get("BENCH_PORT", "18765"))  # another port when benches run side by side
 
 
 def setup_django() -> None:

@@ -211,6 +211,9 @@ STYLEREC = {
     "PRODUCT_SEARCH_FIELDS": ["name", "description"],
     "PRODUCT_CATEGORY_LOOKUP": "category__slug",
     "PRODUCT_SELECT_RELATED": ["category"],
+    # One shopper in ten sees the original photos only, so the dashboard can show the lift.
+    "CONTROL_SHARE": float(os.environ.get("STYLEREC_CONTROL_SHARE", "0.1")),
+    "REDRAW_INTERVAL": int(os.environ.get("STYLEREC_REDRAW_INTERVAL", 24 * 3600)),
 }
 
 LOGGING = {
