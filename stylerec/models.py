@@ -82,6 +82,10 @@ class Event(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
     source = models.CharField(max_length=20, default="api")
+    # What an add-to-cart or purchase was worth, in `currency` (ISO 4217): revenue per shopper,
+    # and rewards weighted by value (STYLEREC["REWARD_BY_VALUE"]).
+    value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="")
 
     class Meta:
         constraints = [
