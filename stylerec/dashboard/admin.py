@@ -19,6 +19,7 @@ from styletransfer.queues import queue_depths
 from ..loop_settings import loop_settings, loop_settings_update
 from ..models import Dashboard, Decision
 from . import analytics, charts
+from .lift import lift_report
 
 WINDOWS = (7, 30, 90)
 FAILURES_SHOWN = 20
@@ -79,6 +80,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "days": days,
             "windows": WINDOWS,
             **_performance(days),
+            **_lift(days),
             **_loop(request),
             **_rendering(),
         }
@@ -182,6 +184,45 @@ def _performance(days: int) -> dict:
             "share-by-day", "Share of decisions per style, by day", share_by_day, labels
         ),
     }
+
+
+LIFT_NAMES = {
+    "click_rate": "Click rate (per image shown)",
+    "add_to_cart_rate": "Add-to-cart rate (per image shown)",
+    "purchase_rate": "Purchase rate (per image shown)",
+    "revenue_per_shopper": "Revenue per shopper",
+}
+
+
+def _lift(days: int) -> dict:
+    """Personalized against the control group, each metric with its 95% interval."""
+    report = lift_report(days=days)
+
+    def shown(value, percent: bool) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.2%}" if percent else f"{value:,.2f} {report.currency}".strip()
+
+    rows = []
+    for lift in report.lifts:
+        percent = lift.metric != "revenue_per_shopper"
+        rows.append(
+            {
+                "metric": lift.metric,
+                "name": LIFT_NAMES[lift.metric],
+                "personalized": shown(lift.personalized, percent),
+                "control": shown(lift.control, percent),
+                "difference": shown(lift.difference, percent),
+                "interval": (
+                    f"{shown(lift.low, percent)} to {shown(lift.high, percent)}"
+                    if lift.low is not None
+                    else "–"
+                ),
+                "relative": f"{lift.relative:+.1%}" if lift.relative is not None else "–",
+                "significant": lift.excludes_zero,
+            }
+        )
+    return {"lift": report, "lift_rows": rows}
 
 
 def _performance_row(row: analytics.StylePerformance, colour: str) -> dict:

@@ -66,6 +66,9 @@ class Command(BaseCommand):
             )
         if not report.shoppers["control"]:
             write("  No control group yet: set STYLEREC['CONTROL_SHARE'] (default 0.1).")
+        elif min(report.shoppers.values()) < 100:
+            # bench/lift.py: with ~50 shoppers in a group, 95 % intervals cover 84-93 %.
+            write("  Fewer than 100 shoppers in a group: the intervals are approximate.")
         write("metric: personalized vs control, difference [95% interval]")
         for lift in report.lifts:
             percent = lift.metric != "revenue_per_shopper"
