@@ -214,6 +214,7 @@ STYLEREC = {
     # One shopper in ten sees the original photos only, so the dashboard can show the lift.
     "CONTROL_SHARE": float(os.environ.get("STYLEREC_CONTROL_SHARE", "0.1")),
     "REDRAW_INTERVAL": int(os.environ.get("STYLEREC_REDRAW_INTERVAL", 24 * 3600)),
+    "CURRENCY": "USD",  # what the demo's prices are in
 }
 
 LOGGING = {

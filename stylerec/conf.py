@@ -16,6 +16,12 @@ DEFAULTS: dict[str, Any] = {
     # followed it within REWARD_WINDOW seconds (a retried beacon cannot count twice).
     "REWARD_WEIGHTS": {"click": 1.0, "add_to_cart": 0.5, "purchase": 1.0},
     "REWARD_WINDOW": 24 * 3600,
+    # Weight add-to-carts and purchases by their value: weight x value / REWARD_VALUE_UNIT
+    # (a purchase worth one unit counts as its weight; events without a value, as before).
+    "REWARD_BY_VALUE": False,
+    "REWARD_VALUE_UNIT": 100.0,
+    # The shop's ISO 4217 currency, for values sent without one ("": each value names its own).
+    "CURRENCY": "",
     # Decisions older than this are left out of a fit.
     "FIT_LOOKBACK_DAYS": 90,
     # Stable assignments (stylerec.serving.assignment): a shopper keeps the image drawn for a
@@ -124,7 +130,7 @@ def _check_product_model(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
-def _check_assignment(app_configs, **kwargs) -> list[checks.CheckMessage]:
+def _check_loop(app_configs, **kwargs) -> list[checks.CheckMessage]:
     if not isinstance(getattr(settings, "STYLEREC", None) or {}, dict):
         return []  # check_keys says so (stylerec.E000)
     errors = []
@@ -144,6 +150,22 @@ def _check_assignment(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 f"STYLEREC['REDRAW_INTERVAL'] must be seconds >= 0, not {interval!r}.",
                 hint="0 keeps each assignment until the model's version changes.",
                 id="stylerec.E005",
+            )
+        )
+    unit = conf.REWARD_VALUE_UNIT
+    if isinstance(unit, bool) or not isinstance(unit, int | float) or not unit > 0:
+        errors.append(
+            checks.Error(
+                f"STYLEREC['REWARD_VALUE_UNIT'] must be a number > 0, not {unit!r}.",
+                id="stylerec.E009",
+            )
+        )
+    currency = conf.CURRENCY
+    if currency and not (isinstance(currency, str) and len(currency) == 3 and currency.isupper()):
+        errors.append(
+            checks.Error(
+                f"STYLEREC['CURRENCY'] must be an ISO 4217 code such as 'EUR', not {currency!r}.",
+                id="stylerec.E010",
             )
         )
     salt = conf.ASSIGNMENT_SALT
@@ -209,5 +231,5 @@ def register_checks() -> None:
     checks.register(_check_known_keys)
     checks.register(_check_product_model)
     checks.register(_check_request_context)
-    checks.register(_check_assignment)
+    checks.register(_check_loop)
     checks.register(_check_retention)

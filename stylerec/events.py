@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -11,6 +12,18 @@ from .models import Decision, Event, Shopper
 
 FUTURE_SLACK = timedelta(minutes=5)  # clients' clocks run a little fast
 NEEDS_DECISION = frozenset({Event.Kind.IMPRESSION, Event.Kind.CLICK})
+VALUED = frozenset({Event.Kind.ADD_TO_CART, Event.Kind.PURCHASE})
+MAX_VALUE = Decimal("9999999999.9999")  # what Event.value (14 digits, 4 decimals) holds
+# ISO 4217 codes of the currencies in use (2024), and the test code XTS.
+_CURRENCY_CODES = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+    KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+    MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+    SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+    UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF XTS YER ZAR ZMW ZWG ZWL"""
+CURRENCIES = frozenset(_CURRENCY_CODES.split())
 
 
 class EventRejected(ValueError):
@@ -57,6 +70,40 @@ def check_decision(
         raise EventRejected("product_id", "This decision was made for another product.")
 
 
+def check_value(*, kind: str, value, currency: str | None) -> tuple[Decimal | None, str]:
+    """An add-to-cart's or purchase's value (a decimal >= 0, given as a number or a string) and
+    its ISO 4217 currency (None or "": STYLEREC["CURRENCY"]), as stored; (None, "") without one."""
+    if value is None or value == "":
+        if currency:
+            raise EventRejected("value", "A currency needs a value.")
+        return None, ""
+    if kind not in VALUED:
+        raise EventRejected("value", "Only add_to_cart and purchase events carry a value.")
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise EventRejected("value", "A value is a number, e.g. 19.99.")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise EventRejected("value", "A value is a number, e.g. 19.99.") from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_VALUE:
+        raise EventRejected("value", f"A value is a number from 0 to {MAX_VALUE}.")
+    code = currency or conf.CURRENCY
+    if not code:
+        raise EventRejected("currency", "A value needs its currency (ISO 4217, e.g. EUR).")
+    if not isinstance(code, str) or code.upper() not in CURRENCIES:
+        raise EventRejected("currency", "Unknown currency: give an ISO 4217 code, e.g. EUR.")
+    return amount.quantize(Decimal("0.0001")), code.upper()
+
+
+def reward_weight(kind: str, value: Decimal | None) -> float:
+    """What an event adds to its decision's reward: the kind's weight, times value /
+    REWARD_VALUE_UNIT when REWARD_BY_VALUE is on and the event carries a value."""
+    weight = conf.REWARD_WEIGHTS.get(kind, 0.0)
+    if conf.REWARD_BY_VALUE and value is not None and kind in VALUED:
+        return weight * float(value) / conf.REWARD_VALUE_UNIT
+    return weight
+
+
 @dataclass(frozen=True)
 class IngestResult:
     stored: int
@@ -74,7 +121,8 @@ def decisions_of(shopper: Shopper, decision_ids) -> dict[int, Decision]:
 
 
 def events_ingest(*, shopper: Shopper, events: list[dict], source: str = "api") -> IngestResult:
-    """Store validated events (kind, product_id, occurred_at, decision or None) in one insert.
+    """Store validated events (kind, product_id, occurred_at, decision or None, and value and
+    currency from check_value) in one insert.
 
     A retried batch repeats rows the shopper already has; they are skipped (and the unique
     constraint holds even against a concurrent retry).
@@ -90,6 +138,8 @@ def events_ingest(*, shopper: Shopper, events: list[dict], source: str = "api") 
             style_slug=decisions[event["decision"]].chosen if event.get("decision") else "",
             occurred_at=event.get("occurred_at") or now,
             source=source,
+            value=event.get("value"),
+            currency=event.get("currency") or "",
         )
         for event in _unique(events)
     ]

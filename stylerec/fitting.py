@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from styletransfer.models import Style
 
 from .conf import conf
+from .events import reward_weight
 from .loop_settings import exploration_settings, loop_settings
 from .models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
 from .serving.state import LoadedModel, current_model, model_changed, preference_cached
@@ -62,15 +63,16 @@ def _outcomes(decisions, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             occurred_at__lte=F("decision__created_at") + timedelta(seconds=conf.REWARD_WINDOW),
         )
         .values_list("decision_id", "kind")
-        .distinct()
+        .annotate(value=Max("value"))
+        .order_by()
     )
-    for decision_id, kind in rows.iterator(chunk_size=20_000):
+    for decision_id, kind, value in rows.iterator(chunk_size=20_000):
         position = np.searchsorted(ids, decision_id)
         if position < ids.size and ids[position] == decision_id:
             if kind == Event.Kind.IMPRESSION:
                 impressed[position] = True
             else:
-                reward[position] += weights.get(kind, 0.0)
+                reward[position] += reward_weight(kind, value)
     return reward, impressed
 
 

@@ -1,5 +1,6 @@
-"""Server-side tracking: clicks through to a product page (no JavaScript needed), and each
-page's decisions written while it renders."""
+"""Server-side tracking: clicks through to a product page (no JavaScript needed), events a
+shop records from its own views and signals (`track`), and each page's decisions written while
+it renders."""
 
 import logging
 
@@ -7,7 +8,7 @@ from django.http import HttpRequest
 
 from styletransfer.api.base import parse_id
 
-from .events import record_server_event
+from .events import EventRejected, check_value, events_ingest, record_server_event
 from .models import Decision, Event
 from .serving import decision_log
 from .serving.state import Assignment
@@ -22,6 +23,40 @@ def clicked_assignments(request: HttpRequest) -> dict:
     """The decision of the personalized link this page was opened from, by product id: the
     page shows that image while it is still ready."""
     return request.__dict__.get(CLICKED, {})
+
+
+def track(request: HttpRequest, kind: str, product, *, value=None, currency=None) -> bool:
+    """Record what the shopper of `request` did with `product` (a product, or its pk), joined
+    to the latest decision made for them and that product: e.g. `track(request, "purchase",
+    product, value=order_line.total, currency="EUR")`. For the shop's own views and signal
+    receivers; never raises into them: a refused or failed event is logged, and False returned.
+    """
+    try:
+        if kind not in Event.Kind.values:
+            raise EventRejected("kind", f"Unknown kind {kind!r}: one of {Event.Kind.values}.")
+        product_id = str(getattr(product, "pk", product))
+        amount, code = check_value(kind=kind, value=value, currency=currency)
+        shopper = shopper_for_request(request)
+        decision_id = (
+            Decision.objects.filter(shopper=shopper, product_id=product_id)
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if decision_id is None and kind in (Event.Kind.IMPRESSION, Event.Kind.CLICK):
+            raise EventRejected("decision", "No image was chosen for this shopper and product.")
+        event = {"kind": kind, "product_id": product_id, "decision": decision_id}
+        events_ingest(
+            shopper=shopper,
+            events=[{**event, "value": amount, "currency": code}],
+            source="server",
+        )
+        return True
+    except EventRejected as exc:
+        logger.warning("stylerec.track(%r) refused: %s", kind, exc)
+    except Exception:  # the shop's checkout must go on whatever happens here
+        logger.exception("stylerec.track(%r) failed", kind)
+    return False
 
 
 class TrackingMiddleware:

@@ -14,7 +14,14 @@ from ..events import EventRejected
 from ..models import Event
 
 # The API's names for the parts of an event that stylerec.events checks.
-FIELDS = {"occurred_at": "ts", "decision": "decision", "product_id": "product", "events": "events"}
+FIELDS = {
+    "occurred_at": "ts",
+    "decision": "decision",
+    "product_id": "product",
+    "events": "events",
+    "value": "value",
+    "currency": "currency",
+}
 
 
 def _rejected(exc: EventRejected, *, field_level: bool = False) -> serializers.ValidationError:
@@ -32,6 +39,20 @@ class EventSerializer(serializers.Serializer):
     )
     product = serializers.CharField(max_length=64)
     ts = serializers.DateTimeField(required=False, allow_null=True)
+    value = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="add_to_cart and purchase: what it was worth (a number >= 0, or a string).",
+    )
+    currency = serializers.CharField(
+        max_length=3,
+        required=False,
+        allow_blank=True,
+        help_text="ISO 4217 code of `value` (default: the shop's STYLEREC['CURRENCY']).",
+    )
 
     def validate_ts(self, value):
         try:
@@ -47,6 +68,9 @@ class EventSerializer(serializers.Serializer):
                 product_id=attrs["product"],
                 decision_id=attrs.get("decision"),
                 decisions=self.context.get("decisions", {}),
+            )
+            attrs["value"], attrs["currency"] = events.check_value(
+                kind=attrs["type"], value=attrs.get("value"), currency=attrs.get("currency")
             )
         except EventRejected as exc:
             raise _rejected(exc) from exc

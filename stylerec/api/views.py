@@ -100,6 +100,8 @@ class EventsView(APIView):
                     "decision": e.get("decision"),
                     "product_id": e["product"],
                     "occurred_at": e.get("ts"),
+                    "value": e["value"],
+                    "currency": e["currency"],
                 }
                 for e in serializer.validated_data["events"]
             ],
