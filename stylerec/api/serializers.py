@@ -1,11 +1,12 @@
 """Serializers of the stylerec API: the events contract and what shoppers see."""
 
 import functools
+import re
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from styletransfer.api.base import MAX_ID, StrictBooleanField
+from styletransfer.api.base import MAX_ID, StrictBooleanField, parse_id
 from styletransfer.conf import conf as styletransfer_conf
 
 from .. import events
@@ -30,23 +31,97 @@ def _rejected(exc: EventRejected, *, field_level: bool = False) -> serializers.V
     return serializers.ValidationError({FIELDS[exc.part]: [str(exc)]})
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            {"type": "string", "pattern": "^[0-9]{1,19}$"},
+        ],
+        "description": "A JSON number or its digits in a string, as `data-decision` has it.",
+    }
+)
+class DecisionIdField(serializers.Field):
+    """A decision id as a JSON number or a numeric string, read as the view looks it up
+    (styletransfer.api.base.parse_id): 49 and "49" are the same decision, 49.0 and " 49" none."""
+
+    default_error_messages = {
+        "invalid": "A decision id: a whole number, or its digits in a string."
+    }
+
+    def to_internal_value(self, data) -> int:
+        number = (
+            None if isinstance(data, bool) or not isinstance(data, int | str) else parse_id(data)
+        )
+        if number is None:
+            self.fail("invalid")
+        return number
+
+    def to_representation(self, value) -> int:
+        return int(value)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "minLength": 1, "maxLength": 64},
+        ],
+        "description": "The product's id: a JSON number or a string, as `data-product` has it.",
+    }
+)
+class ProductIdField(serializers.Field):
+    """A product id as a JSON integer or a string (keys need not be numbers in every shop)."""
+
+    default_error_messages = {
+        "invalid": "A product id: a whole number or a string of 1-64 characters."
+    }
+
+    def to_internal_value(self, data) -> str:
+        if isinstance(data, int) and not isinstance(data, bool) and data >= 0:
+            return str(data)
+        if isinstance(data, str) and 0 < len(data) <= 64 and "\x00" not in data:
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value) -> str:
+        return str(value)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "number", "minimum": 0, "maximum": float(events.MAX_VALUE)},
+            {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,4})?$"},
+        ],
+        "nullable": True,
+        "description": 'add_to_cart and purchase: what it was worth, e.g. 19.99 or "19.99".',
+    }
+)
+class ValueField(serializers.Field):
+    """A value as a JSON number or a decimal string; stylerec.events.check_value judges it."""
+
+    default_error_messages = {"invalid": "A value is a number from 0, e.g. 19.99."}
+    _DECIMAL = re.compile(r"[0-9]{1,10}(\.[0-9]{1,4})?")
+
+    def to_internal_value(self, data):
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return data
+        if isinstance(data, str) and self._DECIMAL.fullmatch(data):
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value) -> str:
+        return str(value)
+
+
 class EventSerializer(serializers.Serializer):
     """The wire form of an event; the rules it must keep are stylerec.events'."""
 
     type = serializers.ChoiceField(choices=Event.Kind.choices)
-    decision = serializers.IntegerField(
-        min_value=1, max_value=MAX_ID, required=False, allow_null=True
-    )
-    product = serializers.CharField(max_length=64)
+    decision = DecisionIdField(required=False, allow_null=True)
+    product = ProductIdField()
     ts = serializers.DateTimeField(required=False, allow_null=True)
-    value = serializers.DecimalField(
-        max_digits=14,
-        decimal_places=4,
-        min_value=0,
-        required=False,
-        allow_null=True,
-        help_text="add_to_cart and purchase: what it was worth (a number >= 0, or a string).",
-    )
+    value = ValueField(required=False, allow_null=True)
     currency = serializers.CharField(
         max_length=3,
         required=False,

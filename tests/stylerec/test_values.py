@@ -47,6 +47,8 @@ def test_purchases_carry_a_value_as_a_number_or_a_string(client, shop):
     [
         ({"value": -1}, "value"),
         ({"value": "NaN"}, "value"),
+        ({"value": "1e3"}, "value"),
+        ({"value": "-1"}, "value"),
         ({"value": "a lot"}, "value"),
         ({"value": True}, "value"),
         ({"value": 1e20}, "value"),
