@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
@@ -56,6 +57,15 @@ def exploration_settings(
     """The policy's view of the settings; raises ValueError for values it cannot run with."""
     # stylerec.ml: not at start-up, where the admin imports this module.
     from .ml.policy import ExplorationSettings
+
+    for name in ("uniform_share", "exploration_strength"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number")
+    if not isinstance(settings.personalization_enabled, bool):
+        raise ValueError("personalization_enabled must be true or false")
 
     return ExplorationSettings(
         policy=settings.policy,

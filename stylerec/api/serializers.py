@@ -407,3 +407,15 @@ class ExportSerializer(serializers.Serializer):
     profile = ExportedProfileSerializer(allow_null=True)
     decisions = ExportedDecisionSerializer(many=True)
     events = ExportedEventSerializer(many=True)
+
+
+class LoopSettingsSerializer(serializers.Serializer):
+    """The loop's live settings; a change is checked as the dashboard's form checks it."""
+
+    personalization_enabled = StrictBooleanField(required=False)
+    policy = serializers.CharField(
+        max_length=20, required=False, help_text="thompson, softmax, greedy or uniform."
+    )
+    uniform_share = serializers.FloatField(min_value=0, max_value=1, required=False)
+    exploration_strength = serializers.FloatField(min_value=0, max_value=10, required=False)
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)

@@ -16,4 +16,5 @@ urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
     path("me/preferences/", views.PreferencesView.as_view(), name="preferences"),
     path("me/export/", views.ExportView.as_view(), name="export"),
+    path("staff/loop-settings/", views.LoopSettingsView.as_view(), name="staff-loop-settings"),
 ]

@@ -1,5 +1,7 @@
 """API views: parse, call a service, answer."""
 
+import logging
+
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.openapi import AutoSchema
@@ -20,8 +22,11 @@ from styletransfer.api.base import (
     extend_schema,
     parse_id,
 )
+from styletransfer.api.views import STAFF_TAG, StaffAPIMixin
 
 from ..events import decisions_of, events_ingest
+from ..loop_settings import loop_settings, loop_settings_update
+from ..models import Dashboard
 from ..serving.chooser import choose_images, device_class
 from ..shoppers import (
     SESSION_KEY,
@@ -46,6 +51,7 @@ from .serializers import (
     ExportSerializer,
     ForgetResultSerializer,
     IngestResultSerializer,
+    LoopSettingsSerializer,
     PreferencesSerializer,
     ProductQuerySerializer,
     ShopperSerializer,
@@ -55,6 +61,8 @@ from .serializers import (
     product_serializer,
 )
 from .throttling import ShopperScopedRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 class EventsView(APIView):
@@ -251,15 +259,20 @@ class ProductViewMixin:
         return {**super().get_serializer_context(), "shown": self.shown}
 
     def choose_for(self, products) -> None:
-        """Choose the images with the storefront's chooser: app events join its decisions."""
-        self.shown = choose_images(
-            shopper=existing_shopper(self.request),
-            products=products,
-            context={
-                "device": device_class(self.request.headers.get("User-Agent", "")),
-                "channel": "api",
-            },
-        )
+        """Choose the images with the storefront's chooser: app events join its decisions.
+        If choosing fails, for whatever reason, the products come with their originals."""
+        try:
+            self.shown = choose_images(
+                shopper=existing_shopper(self.request),
+                products=products,
+                context={
+                    "device": device_class(self.request.headers.get("User-Agent", "")),
+                    "channel": "api",
+                },
+            )
+        except Exception:  # a catalogue answers with its photos even when personalization fails
+            logger.exception("Could not personalize %d products; showing originals", len(products))
+            self.shown = choose_images(shopper=None, products=products)
 
 
 class ProductListView(ProductViewMixin, ListAPIView):
@@ -372,3 +385,37 @@ class ExportView(ShopperAPIView):
             export,
             headers={"Content-Disposition": 'attachment; filename="stylerec-export.json"'},
         )
+
+
+# --- Staff -------------------------------------------------------------------------------------
+
+
+class LoopSettingsView(StaffAPIMixin, APIView):
+    """The loop's live settings: staff read them; change_dashboard changes them, checked as the
+    dashboard checks them (an invalid value is a 400 and leaves the live settings as they were)."""
+
+    queryset = Dashboard.objects.all()  # StaffModelPermission: writing needs change_dashboard
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        summary="The personalization loop's live settings",
+        responses={200: LoopSettingsSerializer, **error_responses(401, 403)},
+        tags=[STAFF_TAG],
+    )
+    def get(self, request) -> Response:
+        return Response(LoopSettingsSerializer(loop_settings()).data)
+
+    @extend_schema(
+        summary="Change the loop's live settings (every process sees them on its next request)",
+        request=LoopSettingsSerializer,
+        responses={200: LoopSettingsSerializer, **error_responses(400, 401, 403, 415)},
+        tags=[STAFF_TAG],
+    )
+    def patch(self, request) -> Response:
+        serializer = LoopSettingsSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        try:
+            saved = loop_settings_update(**serializer.validated_data)
+        except ValueError as exc:
+            raise ValidationError({"non_field_errors": [str(exc)]}) from exc
+        return Response(LoopSettingsSerializer(saved).data)
