@@ -58,3 +58,21 @@ def test_templates_without_the_request_are_an_error(settings):
     settings.TEMPLATES = [engine]
     (message,) = stylerec_messages()
     assert message.id == "stylerec.E007" and "\n" not in message.msg
+
+
+def test_assignment_control_and_value_settings_are_checked(settings):
+    cases = {
+        "CONTROL_SHARE": ([1.0, -0.1, "10%", True], "stylerec.E004"),
+        "REDRAW_INTERVAL": ([-1, "1h"], "stylerec.E005"),
+        "ASSIGNMENT_SALT": (["", 42], "stylerec.E006"),
+        "REWARD_VALUE_UNIT": ([0, "100"], "stylerec.E009"),
+        "CURRENCY": (["euro", "eu"], "stylerec.E010"),
+    }
+    base = settings.STYLEREC
+    for key, (values, check) in cases.items():
+        for value in values:
+            settings.STYLEREC = {**base, key: value}
+            (message,) = stylerec_messages()
+            assert message.id == check and message.is_serious(), (key, value)
+    settings.STYLEREC = {**base, "CONTROL_SHARE": 0.25, "REDRAW_INTERVAL": 0, "CURRENCY": "EUR"}
+    assert stylerec_messages() == []
