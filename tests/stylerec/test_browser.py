@@ -55,4 +55,6 @@ def test_add_to_cart_is_tracked(live_server, page, shop):
         time.sleep(0.2)
     event = Event.objects.get(kind="add_to_cart")
     assert event.product_id == str(product.pk) and event.decision_id is not None
+    # The button's price goes with it, in the shop's currency (STYLEREC["CURRENCY"]).
+    assert event.value == product.price and event.currency == "USD"
     assert page.console_errors == []

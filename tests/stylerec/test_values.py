@@ -156,3 +156,16 @@ def test_track_never_raises_into_the_shop(client, shop, caplog):
     # A product never shown still records a purchase (revenue), without a decision.
     assert stylerec.track(_request_of(client), "purchase", "999999", value=5) is True
     assert Event.objects.get().decision_id is None
+
+
+def test_the_add_to_cart_button_carries_the_price_the_beacon_sends(client, shop):
+    """The beacon sends the button's data-stylerec-value as the add-to-cart's value (the
+    browser test clicks it); here: the markup holds a value the API takes as it is."""
+    product = shop["products"][0]
+    html = client.get(product.get_absolute_url()).content.decode()
+    value = re.search(r'data-stylerec-value="([^"]*)"', html).group(1)
+    image = images(html)[0]
+    event = {"type": "add_to_cart", "decision": image["data-decision"], "value": value}
+    response = post_events(client, [{**event, "product": image["data-product"]}])
+    assert response.status_code == 202, response.content
+    assert Event.objects.get().value == product.price

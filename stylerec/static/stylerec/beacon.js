@@ -9,10 +9,12 @@
   var seen = {};
   var MAX_BATCH = 100;
 
-  function push(type, image) {
+  function push(type, image, extra) {
     var decision = parseInt(image.dataset.decision, 10);
     if (!decision) return;
-    queue.push({ type: type, decision: decision, product: image.dataset.product, ts: new Date().toISOString() });
+    var event = { type: type, decision: decision, product: image.dataset.product, ts: new Date().toISOString() };
+    Object.keys(extra || {}).forEach(function (key) { if (extra[key]) event[key] = extra[key]; });
+    queue.push(event);
     if (queue.length >= MAX_BATCH) flush();
   }
 
@@ -61,7 +63,10 @@
     if (!button) return;
     var product = button.getAttribute("data-stylerec-add-to-cart");
     var image = document.querySelector('img[data-decision][data-product="' + product + '"]');
-    if (image) { push("add_to_cart", image); flush(); }
+    // data-stylerec-value / -currency on the button: what the add-to-cart was worth.
+    var worth = { value: button.getAttribute("data-stylerec-value"),
+                  currency: button.getAttribute("data-stylerec-currency") };
+    if (image) { push("add_to_cart", image, worth); flush(); }
   });
 
   document.addEventListener("visibilitychange", function () {
