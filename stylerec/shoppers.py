@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from .conf import conf
 from .models import Decision, Event, Shopper, ShopperProfile
+from .serving.state import assignments_forget
 
 SESSION_KEY = "stylerec_shopper"
 
@@ -155,6 +156,7 @@ def shopper_merge(*, source: Shopper, target: Shopper) -> Shopper:
         target.save(update_fields=["originals_only"])
     ShopperProfile.objects.filter(shopper=source).delete()
     source.delete()
+    assignments_forget(target.pk)  # the session's images stay: its decisions are the account's
     return target
 
 

@@ -146,7 +146,7 @@ def _decide(shopper, page_products, settings, context, page: PageState, clicked)
     # The group is part of the epoch: a shopper moved between groups draws afresh.
     epoch = assignment_epoch(version) + (".control" if control else "")
     ids = page_products.ids
-    held = _assignments(shopper.pk, ids, epoch, page.assignments)
+    held = _assignments(shopper.pk, ids, epoch, page)
     kept: dict[int, Assignment] = {}
     for row, product_id in enumerate(ids):
         for assignment in (clicked.get(product_id), held.get(product_id)):
@@ -174,12 +174,12 @@ def _decide(shopper, page_products, settings, context, page: PageState, clicked)
     }
 
 
-def _assignments(shopper_id: int, product_ids, epoch: str, cached) -> dict[str, Assignment]:
+def _assignments(shopper_id: int, product_ids, epoch: str, page: PageState) -> dict:
     """The shopper's decisions of this epoch for these products: from the cache, and from the
-    log for products the cache does not hold (a first view, or an evicted entry)."""
-    held = {pk: a for pk, a in cached.items() if a.epoch == epoch}
+    log for products the cache does not hold, unless the cache holds all of this epoch's."""
+    held = {pk: a for pk, a in page.assignments.items() if a.epoch == epoch}
     missing = [pk for pk in product_ids if pk not in held]
-    if missing:
+    if missing and page.assigned_epoch != epoch:
         found = {}
         rows = (
             Decision.objects.filter(shopper_id=shopper_id, assignment=epoch, product_id__in=missing)
@@ -188,7 +188,8 @@ def _assignments(shopper_id: int, product_ids, epoch: str, cached) -> dict[str, 
         )
         for product_id, decision_id, arm in rows:  # the latest decision wins
             found[product_id] = Assignment(epoch, decision_id, arm)
-        assignments_remember(shopper_id, found)
+        # The log has answered for this epoch: from now on, what the cache lacks is new.
+        assignments_remember(shopper_id, found, complete=epoch)
         held.update(found)
     return held
 

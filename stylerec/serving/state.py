@@ -69,6 +69,8 @@ class PageState:
     rendition_entries: Mapping[str, Any] | None  # the values read for `extra_keys`
     # Product id -> Assignment found for the products asked for (stale epochs included).
     assignments: Mapping[str, Assignment] = field(default_factory=dict)
+    # The epoch whose assignments of this shopper are all in the cache (assignments_remember).
+    assigned_epoch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,21 @@ def assignment_key(shopper_id: int, product_id: str) -> str:
     return f"stylerec:assign:{shopper_id}:{product_id}"
 
 
-def assignments_remember(shopper_id: int, assignments: Mapping[str, Assignment]) -> None:
-    """Keep a page's new assignments for its next views (one round trip)."""
-    if not assignments:
+def _assigned_key(shopper_id: int) -> str:
+    return f"stylerec:assigned:{shopper_id}"
+
+
+def assignments_remember(
+    shopper_id: int, assignments: Mapping[str, Assignment], *, complete: str | None = None
+) -> None:
+    """Keep a page's new assignments for its next views (one round trip); `complete`: the
+    epoch whose assignments of this shopper the cache now holds all of, so that a product it
+    does not hold is new to the shopper and needs no look in the decision log."""
+    entries: dict[str, Any] = {assignment_key(shopper_id, pk): a for pk, a in assignments.items()}
+    if complete is not None:
+        entries[_assigned_key(shopper_id)] = complete
+    if not entries:
         return
-    entries = {assignment_key(shopper_id, pk): a for pk, a in assignments.items()}
     try:
         _cache().set_many(entries, conf.CACHE_TIMEOUT)
     except Exception:  # the next view finds them in the database
@@ -105,7 +117,9 @@ def page_state(
     shopper's assignments for `product_ids`."""
     preference_key = _preference_key(shopper_id)
     assignment_keys = {assignment_key(shopper_id, pk): pk for pk in product_ids}
+    assigned_key = _assigned_key(shopper_id)
     keys = [
+        assigned_key,
         SETTINGS_KEY,
         STYLES_KEY,
         MODEL_VERSION_KEY,
@@ -132,7 +146,17 @@ def page_state(
             for key, pk in assignment_keys.items()
             if isinstance(found.get(key), Assignment)
         },
+        assigned_epoch=found.get(assigned_key),
     )
+
+
+def assignments_forget(shopper_id: int) -> None:
+    """The shopper's history changed behind the cache (a merge moved decisions in): the next
+    page looks in the decision log for what the cache does not hold."""
+    try:
+        _cache().delete(_assigned_key(shopper_id))
+    except Exception:
+        logger.warning("Assignments of shopper %s not forgotten", shopper_id, exc_info=True)
 
 
 def _cache():

@@ -237,3 +237,40 @@ def test_over_http_reloads_keep_images_and_links_keep_the_clicked_image(
         assert status == 202
     assert Event.objects.filter(kind="click").count() == 6
     assert Event.objects.filter(kind="add_to_cart").count() == 6
+
+
+def test_a_page_seen_before_runs_no_query_and_new_products_skip_the_log(shop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    preference_fit_full()
+    shopper = Shopper.objects.create()
+    products = shop["products"]
+    first = choose_images(shopper=shopper, products=products[:3])
+    with CaptureQueriesContext(connection) as queries:
+        again = choose_images(shopper=shopper, products=products[:3])
+    assert queries.captured_queries == [] and again == first
+    with CaptureQueriesContext(connection) as queries:
+        choose_images(shopper=shopper, products=products[3:])
+    # The cache holds every assignment of this epoch: new products are drawn without looking
+    # for old decisions (the only statements are the new decisions' INSERT).
+    looked = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in looked if "stylerec_decision" in sql], looked
+
+
+def test_signing_in_to_an_account_seen_before_keeps_the_sessions_images(
+    client, shop, django_user_model
+):
+    user = django_user_model.objects.create_user("ann", password="pw-123456789")
+    account = Shopper.objects.create(user=user)
+    choose_images(shopper=account, products=shop["products"][:2])  # the account's own history
+    before = _shown(client.get("/").content.decode())  # an anonymous session, all six
+    client.login(username="ann", password="pw-123456789")
+    after = _shown(client.get("/").content.decode())
+    assert {p: after[p] for p in before if p not in _account_products(shop)} == {
+        p: before[p] for p in before if p not in _account_products(shop)
+    }
+
+
+def _account_products(shop) -> set:
+    return {str(p.pk) for p in shop["products"][:2]}
