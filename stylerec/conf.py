@@ -152,6 +152,22 @@ def _check_loop(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 id="stylerec.E005",
             )
         )
+    window = conf.REWARD_WINDOW
+    if (
+        not errors
+        and isinstance(window, int | float)
+        and isinstance(interval, int | float)
+        and interval > window
+    ):
+        errors.append(
+            checks.Warning(
+                f"STYLEREC['REDRAW_INTERVAL'] ({interval} s) is longer than REWARD_WINDOW "
+                f"({window} s): a click on a repeated view of an image more than REWARD_WINDOW "
+                "after its decision does not count towards its reward.",
+                hint="Keep REDRAW_INTERVAL <= REWARD_WINDOW.",
+                id="stylerec.W001",
+            )
+        )
     unit = conf.REWARD_VALUE_UNIT
     if isinstance(unit, bool) or not isinstance(unit, int | float) or not unit > 0:
         errors.append(

@@ -76,3 +76,9 @@ def test_assignment_control_and_value_settings_are_checked(settings):
             assert message.id == check and message.is_serious(), (key, value)
     settings.STYLEREC = {**base, "CONTROL_SHARE": 0.25, "REDRAW_INTERVAL": 0, "CURRENCY": "EUR"}
     assert stylerec_messages() == []
+
+
+def test_a_redraw_interval_longer_than_the_reward_window_is_a_warning(settings):
+    settings.STYLEREC = {**settings.STYLEREC, "REDRAW_INTERVAL": 7 * 86400}
+    (message,) = stylerec_messages()
+    assert message.id == "stylerec.W001" and not message.is_serious()
