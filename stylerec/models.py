@@ -25,6 +25,9 @@ class Shopper(models.Model):
     # Shoppers who asked to see the original photos only.
     originals_only = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Not stored: True on a shopper this request created, who has no decision or profile yet
+    # (the chooser then looks for none).
+    history_empty = False
 
     def __str__(self) -> str:
         return f"shopper {self.pk}" + (f" ({self.user})" if self.user_id else " (anonymous)")

@@ -44,11 +44,13 @@ def shopper_for_request(request: HttpRequest) -> Shopper:
         return cached
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        shopper, _ = Shopper.objects.get_or_create(user=user)
+        shopper, created = Shopper.objects.get_or_create(user=user)
+        shopper.history_empty = created
     else:
         shopper = Shopper.objects.filter(pk=request.session.get(SESSION_KEY)).first()
         if shopper is None or shopper.user_id is not None:
             shopper = Shopper.objects.create()
+            shopper.history_empty = True
             request.session[SESSION_KEY] = shopper.pk
     request._stylerec_shopper = shopper
     return shopper
@@ -157,6 +159,7 @@ def shopper_merge(*, source: Shopper, target: Shopper) -> Shopper:
     ShopperProfile.objects.filter(shopper=source).delete()
     source.delete()
     assignments_forget(target.pk)  # the session's images stay: its decisions are the account's
+    target.history_empty = False
     return target
 
 

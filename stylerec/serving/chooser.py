@@ -27,6 +27,7 @@ from .assignment import (
 )
 from .decision_log import DecisionRow, log_decisions
 from .state import (
+    NO_PROFILE,
     Assignment,
     PageState,
     active_styles,
@@ -146,7 +147,7 @@ def _decide(shopper, page_products, settings, context, page: PageState, clicked)
     # The group is part of the epoch: a shopper moved between groups draws afresh.
     epoch = assignment_epoch(version) + (".control" if control else "")
     ids = page_products.ids
-    held = _assignments(shopper.pk, ids, epoch, page)
+    held = _assignments(shopper, ids, epoch, page)
     kept: dict[int, Assignment] = {}
     for row, product_id in enumerate(ids):
         for assignment in (clicked.get(product_id), held.get(product_id)):
@@ -164,22 +165,30 @@ def _decide(shopper, page_products, settings, context, page: PageState, clicked)
             model=model,
             epoch=epoch,
             control=control,
-            preference=page.preference,
+            # A shopper created by this request has no profile: the population's.
+            preference=(version, NO_PROFILE) if shopper.history_empty else page.preference,
         )
         kept.update(drawn)
-        assignments_remember(shopper.pk, {ids[row]: drawn[row] for row in fresh})
+        assignments_remember(
+            shopper.pk,
+            {ids[row]: drawn[row] for row in fresh},
+            # A new shopper's assignments are all in the cache from here on.
+            complete=epoch if shopper.history_empty else None,
+        )
     return {
         product.pk: page_products.shown(row, kept[row].decision_id, kept[row].arm)
         for row, product in enumerate(page_products.products)
     }
 
 
-def _assignments(shopper_id: int, product_ids, epoch: str, page: PageState) -> dict:
+def _assignments(shopper: Shopper, product_ids, epoch: str, page: PageState) -> dict:
     """The shopper's decisions of this epoch for these products: from the cache, and from the
-    log for products the cache does not hold, unless the cache holds all of this epoch's."""
+    log for products the cache does not hold, unless the cache holds all of this epoch's (or
+    the shopper is new)."""
+    shopper_id = shopper.pk
     held = {pk: a for pk, a in page.assignments.items() if a.epoch == epoch}
     missing = [pk for pk in product_ids if pk not in held]
-    if missing and page.assigned_epoch != epoch:
+    if missing and page.assigned_epoch != epoch and not shopper.history_empty:
         found = {}
         rows = (
             Decision.objects.filter(shopper_id=shopper_id, assignment=epoch, product_id__in=missing)

@@ -274,3 +274,18 @@ def test_signing_in_to_an_account_seen_before_keeps_the_sessions_images(
 
 def _account_products(shop) -> set:
     return {str(p.pk) for p in shop["products"][:2]}
+
+
+def test_a_new_shoppers_first_page_looks_up_no_history(client, shop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    preference_fit_full()
+    with CaptureQueriesContext(connection) as queries:
+        first = _shown(client.get("/").content.decode())
+    looked = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in looked if "stylerec_decision" in sql or "profile" in sql], looked
+    cache.delete_many(
+        [k for k in cache.keys("stylerec:assign:*")] if hasattr(cache, "keys") else []
+    )
+    assert _shown(client.get("/").content.decode()) == first
