@@ -36,6 +36,8 @@ def track(request: HttpRequest, kind: str, product, *, value=None, currency=None
             raise EventRejected("kind", f"Unknown kind {kind!r}: one of {Event.Kind.values}.")
         product_id = str(getattr(product, "pk", product))
         amount, code = check_value(kind=kind, value=value, currency=currency)
+        if not request_is_tracked(request):  # a crawler, a preview, staff: no shopper's event
+            return False
         shopper = shopper_for_request(request)
         decision_id = (
             Decision.objects.filter(shopper=shopper, product_id=product_id)
