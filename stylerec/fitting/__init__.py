@@ -1,4 +1,8 @@
-"""Fitting preferences from the logs (worker side): full refits, incremental updates, evaluation."""
+"""Fitting preferences from the logs (worker side): full refits, incremental updates, evaluation.
+
+Full refits and updates stream the log into per-shopper statistics (`logs`); evaluation
+still reads its decisions whole (`load_logs`), with their candidates and propensities.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from django.utils import timezone
 
 from styletransfer.models import Style
 
-from .conf import conf
-from .loop_settings import exploration_settings, loop_settings
-from .models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
-from .serving.state import LoadedModel, current_model, model_changed, preference_cached
+from ..conf import conf
+from ..loop_settings import exploration_settings, loop_settings
+from ..models import Event, PreferenceModel, Shopper, ShopperProfile
+from ..serving.state import LoadedModel, current_model, model_changed, preference_cached
+from .logs import _decisions, context_levels, stream_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +44,6 @@ def _styles_with_embeddings() -> list[tuple[str, list[float]]]:
         .order_by("pk")
         .values_list("slug", "embedding")
     )
-
-
-def _decisions(since, shopper_ids=None):
-    decisions = Decision.objects.filter(created_at__gte=since)
-    if shopper_ids is not None:
-        decisions = decisions.filter(shopper_id__in=shopper_ids)
-    return decisions
 
 
 def _outcomes(decisions, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,11 +116,15 @@ def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = Fa
 
 
 def preference_fit_full() -> PreferenceModel | None:
-    """Refit the style space, the population and every shopper; becomes the current model."""
+    """Refit the style space, the population and every shopper; becomes the current model.
+
+    Each decision counts in its context (category x device class) where that context is
+    busy enough to model (`logs.context_levels`); with none, the fit is context-free.
+    """
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.em import fit_preferences
-    from .ml.preferences import PreferenceFit
-    from .ml.space import StyleSpace
+    from ..ml.context import fit_context_preferences
+    from ..ml.preferences import PreferenceFit
+    from ..ml.space import StyleSpace
 
     started = time.perf_counter()
     styles = _styles_with_embeddings()
@@ -133,23 +135,27 @@ def preference_fit_full() -> PreferenceModel | None:
     space = StyleSpace.fit(embeddings)
     arms = Arms(["original"] + [slug for slug, _ in styles], space.arm_features(embeddings))
     since = timezone.now() - timedelta(days=conf.FIT_LOOKBACK_DAYS)
-    logs = load_logs(arms, since=since)
-    if logs["id"].size:
-        fit = fit_preferences(logs["shopper"], logs["arm"], logs["reward"], arms.features)
-    else:
+    keys = context_levels(since=since)
+    stats = stream_statistics(arms.slugs, keys, since=since)
+    decisions = int(stats.count.sum())
+    payload = {"space": space.to_dict()}
+    if not stats.shoppers.size:
         fit = PreferenceFit.cold_start(space.n_features)
+    elif keys:
+        fit = fit_context_preferences(stats, arms.features, keys)
+        payload["context_model"] = fit.hyperparameters()
+    else:
+        fit = _context_free_fit(stats, arms.features)
+    del stats
     version = f"{timezone.now():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    payload.update(population=fit.population.to_dict(), noise_var=float(fit.noise_var))
     model = PreferenceModel.objects.create(
         version=version,
-        payload={
-            "space": space.to_dict(),
-            "population": fit.population.to_dict(),
-            "noise_var": float(fit.noise_var),
-        },
+        payload=payload,
         arms={slug: arms.features[i].tolist() for i, slug in enumerate(arms.slugs)},
         fit_seconds=0.0,
         shoppers=int(fit.shoppers.size),
-        decisions=int(logs["id"].size),
+        decisions=decisions,
     )
     _save_profiles(fit, version)
     model.fit_seconds = time.perf_counter() - started
@@ -165,10 +171,23 @@ def preference_fit_full() -> PreferenceModel | None:
     return model
 
 
+def _context_free_fit(stats, arm_features):
+    from ..ml.em import fit_counts
+
+    return fit_counts(
+        stats.shoppers,
+        stats.count.sum(axis=1),
+        stats.reward.sum(axis=1),
+        stats.reward_sq.sum(axis=1),
+        arm_features,
+    )
+
+
 def preference_update_recent(*, minutes: int = 10) -> int:
     """Refit the shoppers active in the last minutes under the current population."""
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.em import refit_shoppers
+    from ..ml.context import ContextFit, refit_context_shoppers
+    from ..ml.em import refit_counts
 
     model = current_model()
     if model is None:
@@ -183,12 +202,29 @@ def preference_update_recent(*, minutes: int = 10) -> int:
         return 0
     arms = current_arms(model)
     since = timezone.now() - timedelta(days=conf.FIT_LOOKBACK_DAYS)
-    logs = load_logs(arms, since=since, shopper_ids=shopper_ids)
-    if not logs["id"].size:
-        return 0
-    update = refit_shoppers(
-        base_fit(model), logs["shopper"], logs["arm"], logs["reward"], arms.features
+    hyperparameters = (
+        PreferenceModel.objects.filter(version=model.version)
+        .values_list("payload__context_model", flat=True)
+        .first()
     )
+    keys = list(getattr(model.population, "keys", ()))
+    stats = stream_statistics(arms.slugs, keys, since=since, shopper_ids=shopper_ids)
+    if not stats.shoppers.size:
+        return 0
+    if hyperparameters:
+        base = ContextFit.from_hyperparameters(
+            model.version, model.population, model.noise_var, hyperparameters
+        )
+        update = refit_context_shoppers(base, stats, arms.features)
+    else:
+        update = refit_counts(
+            base_fit(model),
+            stats.shoppers,
+            stats.count.sum(axis=1),
+            stats.reward.sum(axis=1),
+            stats.reward_sq.sum(axis=1),
+            arms.features,
+        )
     _save_profiles(update, model.version)
     return int(update.shoppers.size)
 
@@ -206,7 +242,7 @@ def current_arms(model: LoadedModel) -> Arms:
 def base_fit(model: LoadedModel, *, with_shoppers: bool = False):
     """The PreferenceFit of the current model (population only, or with every profile)."""
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.preferences import Preference, PreferenceFit
+    from ..ml.preferences import Preference, PreferenceFit
 
     d = model.population.mean.size
     shoppers, means, covs, counts = [], [], [], []
@@ -267,7 +303,7 @@ def evaluate_current(
     share, which they never saw: scoring a fit on its own training data flatters it.
     """
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.evaluate import LoggedDecisions, evaluate_holdout
+    from ..ml.evaluate import LoggedDecisions, evaluate_holdout
 
     model = current_model()
     if model is None:

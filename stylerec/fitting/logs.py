@@ -1,0 +1,263 @@
+"""Reading the decision log into per-shopper sufficient statistics, in chunks.
+
+Memory is bounded by shoppers x context levels x arms, never by the number of decisions:
+on PostgreSQL the log arrives through COPY ... TO STDOUT (BINARY) and is added up chunk by
+chunk with numpy; other databases (the embedded SQLite) read it in ORM chunks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import numpy as np
+from django.db import connection
+from django.db.models import Count, F
+
+from ..conf import conf
+from ..models import Decision, Event
+
+# Context levels a fit models: the busiest (category, device class) pairs with at least
+# this many decisions, at most this many; the rest share one pooled level.
+MAX_CONTEXTS = 12
+MIN_CONTEXT_DECISIONS = 200
+_ORM_CHUNK = 2_000
+# One COPY row: field count, then (length, value) for shopper, arm, level, reward, impressed.
+_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("shopper_len", ">i4"),
+        ("shopper", ">i8"),
+        ("arm_len", ">i4"),
+        ("arm", ">i4"),
+        ("level_len", ">i4"),
+        ("level", ">i4"),
+        ("reward_len", ">i4"),
+        ("reward", ">f8"),
+        ("impressed_len", ">i4"),
+        ("impressed", ">i4"),
+    ]
+)
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _decisions(since, shopper_ids=None):
+    decisions = Decision.objects.filter(created_at__gte=since)
+    if shopper_ids is not None:
+        decisions = decisions.filter(shopper_id__in=shopper_ids)
+    return decisions
+
+
+def context_levels(*, since) -> list[str]:
+    """Keys (`context_key`) of the contexts the next fit models, busiest first."""
+    from ..ml.preferences import context_key
+
+    rows = (
+        _decisions(since)
+        .values("context__category", "context__device")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: Counter[str] = Counter()
+    for row in rows:
+        counts[context_key(row["context__category"], row["context__device"])] += row["n"]
+    busiest = [key for key, n in counts.most_common(MAX_CONTEXTS) if n >= MIN_CONTEXT_DECISIONS]
+    return busiest
+
+
+class _Accumulator:
+    """Adds decisions up per (shopper, level, arm); keeps per shopper whether any of its
+    decisions was reported seen (an impression) or acted on."""
+
+    def __init__(self, shoppers: np.ndarray, n_levels: int, n_arms: int) -> None:
+        self.shoppers = shoppers
+        self.shape = (shoppers.size, n_levels, n_arms)
+        self.count_all = np.zeros(self.shape, np.float32)
+        self.count_acted = np.zeros(self.shape, np.float32)
+        self.reward = np.zeros(self.shape, np.float32)
+        self.reward_sq = np.zeros(self.shape, np.float32)
+        self.impressed = np.zeros(shoppers.size, bool)
+        self.acted = np.zeros(shoppers.size, bool)
+
+    def add(self, shopper, arm, level, reward, impressed) -> None:
+        row = np.searchsorted(self.shoppers, shopper)
+        known = (row < self.shoppers.size) & (arm >= 0)
+        known[known] = self.shoppers[row[known]] == shopper[known]
+        row, arm, level = row[known], arm[known], level[known]
+        reward, impressed = reward[known], impressed[known]
+        acted = impressed | (reward > 0)
+        n_levels, n_arms = self.shape[1:]
+        cells, where = np.unique((row * n_levels + level) * n_arms + arm, return_inverse=True)
+        for target, values in (
+            (self.count_all, np.ones(where.size)),
+            (self.count_acted, acted.astype(float)),
+            (self.reward, reward),
+            (self.reward_sq, reward * reward),
+        ):
+            target.reshape(-1)[cells] += np.bincount(where, weights=values, minlength=cells.size)
+        self.impressed[row[impressed]] = True
+        self.acted[row[acted]] = True
+
+    def statistics(self):
+        """Only decisions that say something about taste (`fitting._seen`): a shopper whose
+        client reports impressions is judged on those it reported or acted on; one that never
+        reports is judged on all it was shown, once it acted at all; the rest are dropped."""
+        from ..ml.context import ContextStatistics
+
+        count = self.count_all
+        count[self.impressed] = self.count_acted[self.impressed]
+        del self.count_acted
+        keep = np.flatnonzero(self.acted)
+        return ContextStatistics(
+            self.shoppers[keep], count[keep], self.reward[keep], self.reward_sq[keep]
+        )
+
+
+def stream_statistics(arm_slugs: list[str], keys: list[str], *, since, shopper_ids=None):
+    """ContextStatistics of the decisions since `since` (of `shopper_ids` only, if given),
+    levels 0..K-1 the `keys`, K the pooled rest; arms by position in `arm_slugs`."""
+    decisions = _decisions(since, shopper_ids)
+    shoppers = np.fromiter(
+        decisions.order_by("shopper_id").values_list("shopper_id", flat=True).distinct(),
+        dtype=np.int64,
+    )
+    accumulator = _Accumulator(shoppers, len(keys) + 1, len(arm_slugs))
+    if shoppers.size:
+        if connection.vendor == "postgresql":
+            _copy_into(accumulator, arm_slugs, keys, since, shopper_ids)
+        else:
+            _orm_into(accumulator, decisions, arm_slugs, keys)
+    return accumulator.statistics()
+
+
+def _copy_query(arm_slugs, keys, since, shopper_ids):
+    weights = conf.REWARD_WEIGHTS
+    kinds = [*weights, Event.Kind.IMPRESSION]
+    reward_cases = " ".join("WHEN %s THEN %s" for _ in weights)
+    decision, event = Decision._meta.db_table, Event._meta.db_table
+    only = "AND d.shopper_id = ANY(%s)" if shopper_ids is not None else ""
+    only_inner = "AND d2.shopper_id = ANY(%s)" if shopper_ids is not None else ""
+    # array_position: 1-based, NULL when absent (-1: an arm no longer known; K: pooled level).
+    sql = f"""
+        COPY (
+        SELECT d.shopper_id::int8,
+               COALESCE(array_position(%s::text[], d.chosen::text) - 1, -1)::int4,
+               COALESCE(array_position(%s::text[],
+                   COALESCE(d.context->>'category', '') || '|' ||
+                   COALESCE(d.context->>'device', '')) - 1, %s)::int4,
+               COALESCE(o.reward, 0)::float8,
+               COALESCE(o.impressed, 0)::int4
+        FROM {decision} d LEFT JOIN (
+            SELECT k.decision_id,
+                   SUM(CASE k.kind {reward_cases} ELSE 0 END) AS reward,
+                   MAX(CASE WHEN k.kind = %s THEN 1 ELSE 0 END) AS impressed
+            FROM (SELECT DISTINCT e.decision_id, e.kind
+                  FROM {event} e JOIN {decision} d2 ON d2.id = e.decision_id
+                  WHERE d2.created_at >= %s {only_inner} AND e.kind = ANY(%s)
+                    AND e.occurred_at <= d2.created_at + %s) k
+            GROUP BY k.decision_id
+        ) o ON o.decision_id = d.id
+        WHERE d.created_at >= %s {only}
+        ) TO STDOUT (FORMAT BINARY)
+    """
+    window = timedelta(seconds=conf.REWARD_WINDOW)
+    params = [list(arm_slugs), list(keys), len(keys)]
+    for kind, weight in weights.items():
+        params += [str(kind), float(weight)]
+    params += [str(Event.Kind.IMPRESSION), since]
+    params += [list(shopper_ids)] if shopper_ids is not None else []
+    params += [[str(k) for k in kinds], window, since]
+    params += [list(shopper_ids)] if shopper_ids is not None else []
+    return sql, params
+
+
+def _copy_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
+    sql, params = _copy_query(arm_slugs, keys, since, shopper_ids)
+    connection.ensure_connection()
+    pending = b""
+    header_done = False
+    with connection.connection.cursor() as cursor, cursor.copy(sql, params) as copy:
+        for block in copy:
+            pending += bytes(block)
+            if not header_done:
+                if len(pending) < 19:
+                    continue
+                if pending[:11] != _COPY_SIGNATURE:
+                    raise ValueError("unexpected COPY stream")
+                extension = int.from_bytes(pending[15:19], "big")
+                pending = pending[19 + extension :]
+                header_done = True
+            whole = len(pending) // _ROW.itemsize * _ROW.itemsize
+            if whole and len(pending) - whole != 2:  # keep back what may be the trailer
+                _add_rows(accumulator, pending[:whole])
+                pending = pending[whole:]
+    if pending not in (b"", b"\xff\xff"):
+        whole = (len(pending) - 2) // _ROW.itemsize * _ROW.itemsize
+        _add_rows(accumulator, pending[:whole])
+        if pending[whole:] != b"\xff\xff":
+            raise ValueError("unexpected end of COPY stream")
+
+
+def _add_rows(accumulator, data: bytes) -> None:
+    rows = np.frombuffer(data, dtype=_ROW)
+    if rows.size and (rows["fields"] != 5).any():
+        raise ValueError("unexpected COPY row")
+    accumulator.add(
+        rows["shopper"].astype(np.int64),
+        rows["arm"].astype(np.int64),
+        rows["level"].astype(np.int64),
+        rows["reward"].astype(np.float64),
+        rows["impressed"].astype(bool),
+    )
+
+
+def _orm_into(accumulator, decisions, arm_slugs, keys) -> None:
+    from ..ml.preferences import context_key
+
+    arm_index = {slug: i for i, slug in enumerate(arm_slugs)}
+    level_index = {key: i for i, key in enumerate(keys)}
+    weights = conf.REWARD_WEIGHTS
+    rows = decisions.order_by("id").values_list("id", "shopper_id", "chosen", "context")
+    chunk: list[tuple] = []
+    for row in rows.iterator(chunk_size=_ORM_CHUNK):
+        chunk.append(row)
+        if len(chunk) == _ORM_CHUNK:
+            _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key)
+            chunk = []
+    if chunk:
+        _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key)
+
+
+def _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key) -> None:
+    ids = [row[0] for row in chunk]
+    position = {decision_id: i for i, decision_id in enumerate(ids)}
+    reward, impressed = np.zeros(len(chunk)), np.zeros(len(chunk), bool)
+    events = (
+        Event.objects.filter(
+            decision_id__in=ids,
+            kind__in=[*weights, Event.Kind.IMPRESSION],
+            occurred_at__lte=F("decision__created_at") + timedelta(seconds=conf.REWARD_WINDOW),
+        )
+        .values_list("decision_id", "kind")
+        .distinct()
+    )
+    for decision_id, kind in events:
+        if kind == Event.Kind.IMPRESSION:
+            impressed[position[decision_id]] = True
+        else:
+            reward[position[decision_id]] += weights.get(kind, 0.0)
+    pooled = len(level_index)
+    contexts = [row[3] if isinstance(row[3], dict) else {} for row in chunk]
+    accumulator.add(
+        np.array([row[1] for row in chunk], dtype=np.int64),
+        np.array([arm_index.get(row[2], -1) for row in chunk], dtype=np.int64),
+        np.array(
+            [
+                level_index.get(context_key(c.get("category"), c.get("device")), pooled)
+                for c in contexts
+            ],
+            dtype=np.int64,
+        ),
+        reward,
+        impressed,
+    )
