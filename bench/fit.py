@@ -2,6 +2,7 @@
 
 .venv/bin/python bench/fit.py              # timing, memory, naive baseline
 .venv/bin/python bench/fit.py --compare    # which preference model learns fastest
+.venv/bin/python bench/fit.py --from-db    # stylerec_fit from PostgreSQL, loading included
 """
 
 from __future__ import annotations
@@ -289,14 +290,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shoppers", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=5_000_000)
-    parser.add_argument("--styles", type=int, default=20)
+    parser.add_argument("--styles", type=int, default=None, help="20 (8 with --from-db)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--naive-sample", type=int, default=300)
     parser.add_argument("--compare", action="store_true", help="rank preference models")
+    parser.add_argument("--from-db", action="store_true", help="stylerec_fit from PostgreSQL")
+    parser.add_argument("--sizes", default="1000000,5000000", help="--from-db: decisions")
+    parser.add_argument("--baseline", action="store_true", help="--from-db: old loading too")
+    parser.add_argument("--keep", action="store_true", help="--from-db: keep the database")
     parser.add_argument("--compare-shoppers", type=int, default=800)
     parser.add_argument("--compare-seeds", type=int, default=3)
     args = parser.parse_args()
-    compare(args) if args.compare else benchmark(args)
+    if args.from_db:
+        import fit_db
+
+        args.styles = args.styles or 8
+        fit_db.main(args)
+    else:
+        args.styles = args.styles or 20
+        compare(args) if args.compare else benchmark(args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 
 import numpy as np
 from django.db.models import F
@@ -21,10 +22,11 @@ from styletransfer.models import Style
 from ..conf import conf
 from ..loop_settings import exploration_settings, loop_settings
 from ..models import Event, PreferenceModel, Shopper, ShopperProfile
-from ..serving.state import LoadedModel, current_model, model_changed, preference_cached
+from ..serving.state import LoadedModel, current_model, model_changed, preferences_cached
 from .logs import _decisions, context_levels, stream_statistics
 
 logger = logging.getLogger(__name__)
+_PROFILE_BATCH = 2_000
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,12 @@ def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = Fa
     return logs
 
 
-def preference_fit_full() -> PreferenceModel | None:
+def preference_fit_full(*, with_context: bool = True) -> PreferenceModel | None:
     """Refit the style space, the population and every shopper; becomes the current model.
 
     Each decision counts in its context (category x device class) where that context is
-    busy enough to model (`logs.context_levels`); with none, the fit is context-free.
+    busy enough to model (`logs.context_levels`); with none, or `with_context=False` (the
+    simulator's comparison), the fit is context-free.
     """
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
     from ..ml.context import fit_context_preferences
@@ -135,7 +138,7 @@ def preference_fit_full() -> PreferenceModel | None:
     space = StyleSpace.fit(embeddings)
     arms = Arms(["original"] + [slug for slug, _ in styles], space.arm_features(embeddings))
     since = timezone.now() - timedelta(days=conf.FIT_LOOKBACK_DAYS)
-    keys = context_levels(since=since)
+    keys = context_levels(since=since) if with_context else []
     stats = stream_statistics(arms.slugs, keys, since=since)
     decisions = int(stats.count.sum())
     payload = {"space": space.to_dict()}
@@ -268,30 +271,32 @@ def base_fit(model: LoadedModel, *, with_shoppers: bool = False):
 
 
 def _save_profiles(fit, version: str) -> None:
-    existing = set(
-        Shopper.objects.filter(pk__in=fit.shoppers.tolist()).values_list("pk", flat=True)
-    )
-    batch = []
-    for row, (shopper_id, preference) in enumerate(fit.items()):
-        if shopper_id not in existing:  # forgotten since the logs were read
-            continue
-        data = preference.to_bytes()
-        batch.append(
-            ShopperProfile(
-                shopper_id=shopper_id,
-                model_version=version,
-                preference=data,
-                decisions=float(fit.decisions[row]),
-            )
+    """Profiles written and cached in batches: memory stays flat however many shoppers."""
+    items = fit.items()
+    decisions = dict(zip(fit.shoppers.tolist(), fit.decisions.tolist(), strict=True))
+    while batch := list(islice(items, _PROFILE_BATCH)):
+        ids = [shopper_id for shopper_id, _ in batch]
+        existing = set(Shopper.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        encoded = {  # a shopper forgotten since the logs were read is left out
+            shopper_id: preference.to_bytes()
+            for shopper_id, preference in batch
+            if shopper_id in existing
+        }
+        ShopperProfile.objects.bulk_create(
+            [
+                ShopperProfile(
+                    shopper_id=shopper_id,
+                    model_version=version,
+                    preference=data,
+                    decisions=decisions[shopper_id],
+                )
+                for shopper_id, data in encoded.items()
+            ],
+            update_conflicts=True,
+            unique_fields=["shopper"],
+            update_fields=["model_version", "preference", "decisions", "updated_at"],
         )
-        preference_cached(version, shopper_id, data)
-    ShopperProfile.objects.bulk_create(
-        batch,
-        update_conflicts=True,
-        unique_fields=["shopper"],
-        update_fields=["model_version", "preference", "decisions", "updated_at"],
-        batch_size=2000,
-    )
+        preferences_cached(version, encoded)
 
 
 def evaluate_current(

@@ -25,7 +25,11 @@ from stylerec.ml.preferences import ContextPopulation, ContextualPreference
 
 # Hyperparameters are population-level: a random sample of this many shoppers pins them
 # down, and fitting time then stops growing with the shop (the posteriors still cover all).
-EM_SHOPPERS = 20_000
+EM_SHOPPERS = 5_000
+# A shopper's own posterior in a context is kept (and served) from this many decisions
+# there; below, the context-free part plus the crowd's offset is within noise of it, and
+# profiles stay small (bench/fit.py --from-db).
+MIN_ENTRY_DECISIONS = 8
 _CHUNK_SHOPPERS = 20_000
 
 
@@ -242,6 +246,18 @@ def _pack(hyper: _Hyper) -> np.ndarray:
     )
 
 
+def _change(new: _Hyper, old: _Hyper) -> float:
+    """Largest relative change of one block of hyperparameters (each on its own scale)."""
+    pairs = [
+        (new.mean, old.mean),
+        (new.shopper_cov, old.shopper_cov),
+        (new.context_cov, old.context_cov),
+        (new.offsets, old.offsets),
+        (np.array([new.noise_var]), np.array([old.noise_var])),
+    ]
+    return max(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12) for a, b in pairs)
+
+
 @dataclass(frozen=True)
 class ContextFit:
     """A context-aware fit: population, hyperparameters, and per shopper the context-free
@@ -352,9 +368,10 @@ def fit_context_preferences(
     arm_features: np.ndarray,
     keys: tuple[str, ...] | list[str],
     *,
-    max_iter: int = 200,
-    tol: float = 1e-5,
+    max_iter: int = 30,
+    tol: float = 1e-3,
     em_shoppers: int = EM_SHOPPERS,
+    min_entry_decisions: float = MIN_ENTRY_DECISIONS,
     seed: int = 0,
 ) -> ContextFit:
     """Full refit; `keys` name the modelled levels 0..K-1 of `stats` (level K is pooled)."""
@@ -371,16 +388,20 @@ def fit_context_preferences(
     precision = 1.0 / reward_variance(references @ features.T)  # (L, A)
     cells = _cell_table(stats, sample, features, precision)
     for steps in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-        previous = _pack(hyper)
-        hyper = _em_step(cells, hyper)
-        change = np.abs(_pack(hyper) - previous).max() / max(np.abs(previous).max(), 1e-12)
-        if change < tol:
+        previous, hyper = hyper, _em_step(cells, hyper)
+        if _change(hyper, previous) < tol:
             break
-    return _final_fit(stats, active, features, precision, hyper, references, keys, steps)
+    return _final_fit(
+        stats, active, features, precision, hyper, references, keys, steps, min_entry_decisions
+    )
 
 
 def refit_context_shoppers(
-    fit: ContextFit, stats: ContextStatistics, arm_features: np.ndarray
+    fit: ContextFit,
+    stats: ContextStatistics,
+    arm_features: np.ndarray,
+    *,
+    min_entry_decisions: float = MIN_ENTRY_DECISIONS,
 ) -> ContextFit:
     """Incremental update: posteriors of the shoppers in `stats` (all their decisions) under
     `fit`'s hyperparameters; same version, only those shoppers."""
@@ -396,12 +417,22 @@ def refit_context_shoppers(
     )
     active = np.flatnonzero(stats.count.sum(axis=(1, 2)) > 0)
     update = _final_fit(
-        stats, active, features, precision, hyper, fit.references, population.keys, 0
+        stats,
+        active,
+        features,
+        precision,
+        hyper,
+        fit.references,
+        population.keys,
+        0,
+        min_entry_decisions,
     )
     return ContextFit(**{**update.__dict__, "version": fit.version})
 
 
-def _final_fit(stats, active, features, precision, hyper, references, keys, steps) -> ContextFit:
+def _final_fit(
+    stats, active, features, precision, hyper, references, keys, steps, min_entry_decisions
+) -> ContextFit:
     n_keys, d = len(keys), features.shape[1]
     means, covs, entry_row, entry_level, entry_means, entry_covs = [], [], [], [], [], []
     for start in range(0, active.size, _CHUNK_SHOPPERS):
@@ -410,7 +441,9 @@ def _final_fit(stats, active, features, precision, hyper, references, keys, step
         post = _posterior(cells, hyper)
         means.append(post.mean.astype(np.float32))
         covs.append((post.cov + hyper.context_cov).astype(np.float32))
-        served = cells.level < n_keys  # the pooled level is served the context-free part
+        # The pooled level is served the context-free part; so is a context where the shopper
+        # has few decisions, whose deviation barely moves (those decisions count in w_u).
+        served = (cells.level < n_keys) & (cells.weight >= min_entry_decisions)
         theta = post.mean[cells.owner] + post.deviation + hyper.offsets[cells.level]
         entry_row.append(cells.owner[served] + start)
         entry_level.append(cells.level[served])
