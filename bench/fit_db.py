@@ -189,7 +189,8 @@ def _seconds(value):
 def measure(baseline: bool) -> dict:
     """In this (fresh) process: the real `stylerec_fit`, or the old whole-log loading."""
     _setup_django()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    before, cpu_before = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
     if baseline:
         figures = _old_loading()
@@ -200,8 +201,14 @@ def measure(baseline: bool) -> dict:
         call_command("stylerec_fit", stdout=out)
         figures = {"output": out.getvalue().strip()}
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {**figures, "seconds": seconds, "peak_rss": peak, "rss_before": before}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        **figures,
+        "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before,
+        "peak_rss": usage.ru_maxrss * 1024,
+        "rss_before": before,
+    }
 
 
 def _old_loading() -> dict:
@@ -254,7 +261,8 @@ def main(args) -> None:
             rows.append((size, load, real, old))
             print(
                 f"  {size:>10,} decisions (seeded at {time.perf_counter() - started:.0f} s, "
-                f"load {load:.2f}): {real['seconds']:.1f} s, peak RSS "
+                f"load {load:.2f}): {real['seconds']:.1f} s ({real['cpu_seconds']:.1f} s CPU in "
+                f"this process), peak RSS "
                 f"{real['peak_rss'] / GIB:.2f} GiB (Django alone {real['rss_before'] / GIB:.2f})"
                 + (
                     f"; old loading {old['seconds']:.1f} s, {old['peak_rss'] / GIB:.2f} GiB"
@@ -273,10 +281,14 @@ def main(args) -> None:
 
 
 def _summary(rows) -> None:
-    print(f"{'decisions':>12} {'seconds':>8} {'peak GiB':>9} {'old s':>7} {'old GiB':>8}")
-    for size, _, real, old in rows:
+    print(
+        f"{'decisions':>12} {'load':>5} {'seconds':>8} {'CPU s':>6} {'peak GiB':>9} "
+        f"{'old s':>7} {'old GiB':>8}"
+    )
+    for size, load, real, old in rows:
         print(
-            f"{size:>12,} {real['seconds']:>8.1f} {real['peak_rss'] / GIB:>9.2f} "
+            f"{size:>12,} {load:>5.1f} {real['seconds']:>8.1f} {real['cpu_seconds']:>6.1f} "
+            f"{real['peak_rss'] / GIB:>9.2f} "
             + (f"{old['seconds']:>7.1f} {old['peak_rss'] / GIB:>8.2f}" if old else "")
         )
     if len(rows) > 1:

@@ -11,7 +11,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import islice
 
 import numpy as np
 from django.db.models import F
@@ -21,12 +20,14 @@ from styletransfer.models import Style
 
 from ..conf import conf
 from ..loop_settings import exploration_settings, loop_settings
-from ..models import Event, PreferenceModel, Shopper, ShopperProfile
-from ..serving.state import LoadedModel, current_model, model_changed, preferences_cached
+from ..models import Event, PreferenceModel, ShopperProfile
+from ..serving.state import LoadedModel, current_model, model_changed
 from .logs import _decisions, context_levels, stream_statistics
+from .profiles import profiles_save
 
 logger = logging.getLogger(__name__)
-_PROFILE_BATCH = 2_000
+# A full fit caches the new profiles of the shoppers seen this recently: the likely next pages.
+_CACHE_RECENT_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ def preference_fit_full(*, with_context: bool = True) -> PreferenceModel | None:
         shoppers=int(fit.shoppers.size),
         decisions=decisions,
     )
-    _save_profiles(fit, version)
+    recent = timezone.now() - timedelta(seconds=_CACHE_RECENT_SECONDS)
+    profiles_save(fit=fit, version=version, cache_only=_shoppers_since(recent))
     model.fit_seconds = time.perf_counter() - started
     model.save(update_fields=["fit_seconds"])
     model_changed()
@@ -172,6 +174,10 @@ def preference_fit_full(*, with_context: bool = True) -> PreferenceModel | None:
         model.fit_seconds,
     )
     return model
+
+
+def _shoppers_since(since) -> set[int]:
+    return set(_decisions(since).values_list("shopper_id", flat=True).distinct().order_by())
 
 
 def _context_free_fit(stats, arm_features):
@@ -228,7 +234,7 @@ def preference_update_recent(*, minutes: int = 10) -> int:
             stats.reward_sq.sum(axis=1),
             arms.features,
         )
-    _save_profiles(update, model.version)
+    profiles_save(fit=update, version=model.version)
     return int(update.shoppers.size)
 
 
@@ -268,35 +274,6 @@ def base_fit(model: LoadedModel, *, with_shoppers: bool = False):
         np.asarray(covs, dtype=np.float32).reshape(-1, d, d),
         np.asarray(counts, dtype=np.float64),
     )
-
-
-def _save_profiles(fit, version: str) -> None:
-    """Profiles written and cached in batches: memory stays flat however many shoppers."""
-    items = fit.items()
-    decisions = dict(zip(fit.shoppers.tolist(), fit.decisions.tolist(), strict=True))
-    while batch := list(islice(items, _PROFILE_BATCH)):
-        ids = [shopper_id for shopper_id, _ in batch]
-        existing = set(Shopper.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        encoded = {  # a shopper forgotten since the logs were read is left out
-            shopper_id: preference.to_bytes()
-            for shopper_id, preference in batch
-            if shopper_id in existing
-        }
-        ShopperProfile.objects.bulk_create(
-            [
-                ShopperProfile(
-                    shopper_id=shopper_id,
-                    model_version=version,
-                    preference=data,
-                    decisions=decisions[shopper_id],
-                )
-                for shopper_id, data in encoded.items()
-            ],
-            update_conflicts=True,
-            unique_fields=["shopper"],
-            update_fields=["model_version", "preference", "decisions", "updated_at"],
-        )
-        preferences_cached(version, encoded)
 
 
 def evaluate_current(

@@ -15,17 +15,17 @@ and gets the context-free part when served. bench/fit.py --compare measures it a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from stylerec.ml.context_fit import ContextFit
 from stylerec.ml.em import _Cells, _population, reward_variance
-from stylerec.ml.preferences import ContextPopulation, ContextualPreference
+from stylerec.ml.preferences import ContextPopulation
 
 # Hyperparameters are population-level: a random sample of this many shoppers pins them
 # down, and fitting time then stops growing with the shop (the posteriors still cover all).
-EM_SHOPPERS = 5_000
+EM_SHOPPERS = 3_000
 # A shopper's own posterior in a context is kept (and served) from this many decisions
 # there; below, the context-free part plus the crowd's offset is within noise of it, and
 # profiles stay small (bench/fit.py --from-db).
@@ -127,12 +127,19 @@ class _Posterior:
     mean: np.ndarray  # (R, d) of w_u
     cov: np.ndarray  # (R, d, d) of w_u
     deviation: np.ndarray  # (E, d) E[delta_uc]
-    deviation_cov: np.ndarray  # (E, d, d) Cov[delta_uc]
     theta_cov: np.ndarray  # (E, d, d) Cov[w_u + delta_uc]
+    inner: np.ndarray  # (E, d, d) M = (Omega^-1 + B)^-1, B the cell's precision-scaled xtx
+    inner_scaled: np.ndarray  # (E, d, d) M B
+
+    def deviation_cov(self, owner: np.ndarray) -> np.ndarray:
+        """Cov[delta_uc] (E, d, d): only EM needs it."""
+        spread = self.inner_scaled @ self.cov[owner] @ self.inner_scaled.transpose(0, 2, 1)
+        return self.inner + spread
 
 
-def _posterior(cells: _CellTable, hyper: _Hyper) -> _Posterior:
-    """Exact Gaussian posteriors: each cell's delta integrated out (Woodbury), then w_u."""
+def _posterior(cells: _CellTable, hyper: _Hyper, served: np.ndarray | None = None) -> _Posterior:
+    """Exact Gaussian posteriors: each cell's delta integrated out (Woodbury), then w_u;
+    the cells' own posteriors for the `served` cells only (all when None)."""
     d = hyper.mean.size
     eye = np.eye(d)
     shopper_precision = np.linalg.inv(hyper.shopper_cov)
@@ -151,12 +158,14 @@ def _posterior(cells: _CellTable, hyper: _Hyper) -> _Posterior:
         cell_information, cells.owner, cells.n_rows
     )
     mean = (cov @ information[:, :, None])[:, :, 0]
-    owner_mean, owner_cov = mean[cells.owner], cov[cells.owner]
-    deviation = (inner @ (target - (scaled @ owner_mean[:, :, None])[:, :, 0])[:, :, None])[:, :, 0]
-    deviation_cov = inner + inner_scaled @ owner_cov @ inner_scaled.transpose(0, 2, 1)
-    keep = eye[None] - inner_scaled
-    theta_cov = keep @ owner_cov @ keep.transpose(0, 2, 1) + inner
-    return _Posterior(mean, cov, deviation, deviation_cov, theta_cov)
+    some = slice(None) if served is None else served
+    owner = cells.owner[some]
+    inner_some, scaled_some = inner[some], scaled[some]
+    left_over = target[some] - (scaled_some @ mean[owner][:, :, None])[:, :, 0]
+    deviation = (inner_some @ left_over[:, :, None])[:, :, 0]
+    keep = eye[None] - inner_scaled[some]
+    theta_cov = keep @ cov[owner] @ keep.transpose(0, 2, 1) + inner_some
+    return _Posterior(mean, cov, deviation, theta_cov, inner, inner_scaled)
 
 
 def _em_step(cells: _CellTable, hyper: _Hyper) -> _Hyper:
@@ -166,7 +175,8 @@ def _em_step(cells: _CellTable, hyper: _Hyper) -> _Hyper:
     spread = post.mean - mean
     shopper_cov = post.cov.mean(axis=0) + spread.T @ spread / len(spread)
     deviation = post.deviation
-    context_cov = post.deviation_cov.mean(axis=0) + deviation.T @ deviation / len(deviation)
+    context_cov = post.deviation_cov(cells.owner).mean(axis=0)
+    context_cov += deviation.T @ deviation / len(deviation)
     # The crowd's offsets: weighted least squares on what the shoppers' tastes leave over.
     theta = post.mean[cells.owner] + deviation
     left_over = cells.xty - (cells.xtx @ theta[:, :, None])[:, :, 0]
@@ -258,117 +268,12 @@ def _change(new: _Hyper, old: _Hyper) -> float:
     return max(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12) for a, b in pairs)
 
 
-@dataclass(frozen=True)
-class ContextFit:
-    """A context-aware fit: population, hyperparameters, and per shopper the context-free
-    posterior plus one entry per modelled context the shopper was seen in."""
-
-    version: str
-    population: ContextPopulation
-    noise_var: float
-    shopper_cov: np.ndarray  # Sigma
-    context_cov: np.ndarray  # Omega
-    references: np.ndarray  # (K + 1, d) tastes whose expected rewards shape each level's noise
-    pooled_offset: np.ndarray  # (d,) the crowd's offset in the pooled level (refits need it)
-    shoppers: np.ndarray  # (U,) sorted ids
-    means: np.ndarray  # (U, d) E[w_u]
-    covs: np.ndarray  # (U, d, d) Cov[w_u] + Omega: the context-free part served
-    decisions: np.ndarray  # (U,)
-    entry_row: np.ndarray  # (E,) shopper row, ascending
-    entry_level: np.ndarray  # (E,) modelled context code
-    entry_means: np.ndarray  # (E, d)
-    entry_covs: np.ndarray  # (E, d, d)
-    iterations: int = 0
-
-    @property
-    def n_features(self) -> int:
-        return int(self.population.mean.size)
-
-    def hyperparameters(self) -> dict:
-        """JSON-safe: what an incremental refit needs besides the population."""
-        return {
-            "shopper_cov": self.shopper_cov.tolist(),
-            "context_cov": self.context_cov.tolist(),
-            "references": self.references.tolist(),
-            "pooled_offset": self.pooled_offset.tolist(),
-        }
-
-    @classmethod
-    def from_hyperparameters(
-        cls, version: str, population: ContextPopulation, noise_var: float, hyper: dict
-    ) -> ContextFit:
-        """A fit with no shoppers, from a stored model: what `refit_context_shoppers` needs."""
-        d = population.mean.size
-        empty = np.zeros(0, np.int64)
-        return cls(
-            version,
-            population,
-            float(noise_var),
-            np.asarray(hyper["shopper_cov"], dtype=np.float64),
-            np.asarray(hyper["context_cov"], dtype=np.float64),
-            np.asarray(hyper["references"], dtype=np.float64),
-            np.asarray(hyper["pooled_offset"], dtype=np.float64),
-            empty,
-            np.zeros((0, d), np.float32),
-            np.zeros((0, d, d), np.float32),
-            np.zeros(0),
-            empty,
-            empty,
-            np.zeros((0, d), np.float32),
-            np.zeros((0, d, d), np.float32),
-        )
-
-    def items(self) -> Iterator[tuple[int, ContextualPreference]]:
-        """(shopper id, ContextualPreference) for every shopper in the fit."""
-        bounds = np.searchsorted(self.entry_row, np.arange(self.shoppers.size + 1))
-        for row, shopper in enumerate(self.shoppers.tolist()):
-            entries = slice(bounds[row], bounds[row + 1])
-            yield (
-                shopper,
-                ContextualPreference(
-                    self.means[row],
-                    self.covs[row],
-                    self.entry_level[entries],
-                    self.entry_means[entries],
-                    self.entry_covs[entries],
-                ),
-            )
-
-    def preferences(
-        self, shoppers: np.ndarray, levels: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Means (n, d) and covs (n, d, d) per (shopper, context code) pair; a code outside
-        0..K-1 gets the context-free part, an unknown shopper the population's."""
-        shoppers = np.asarray(shoppers, dtype=np.int64)
-        levels = np.asarray(levels, dtype=np.int64)
-        n_keys = len(self.population.keys)
-        rows = np.full(shoppers.shape, -1)
-        if self.shoppers.size:
-            found = np.minimum(np.searchsorted(self.shoppers, shoppers), self.shoppers.size - 1)
-            rows = np.where(self.shoppers[found] == shoppers, found, -1)
-        known = rows >= 0
-        means = np.where(known[:, None], self.means[np.maximum(rows, 0)], self.population.mean)
-        covs = np.where(
-            known[:, None, None], self.covs[np.maximum(rows, 0)], self.population.cov
-        ).astype(np.float64)
-        modelled = (levels >= 0) & (levels < n_keys)
-        means = means + np.where(modelled[:, None], self.population.offsets[levels % n_keys], 0)
-        entry_key = self.entry_row * n_keys + self.entry_level
-        wanted = rows * n_keys + levels
-        if entry_key.size:
-            at = np.minimum(np.searchsorted(entry_key, wanted), entry_key.size - 1)
-            hit = known & modelled & (entry_key[at] == wanted)
-            means[hit] = self.entry_means[at[hit]]
-            covs[hit] = self.entry_covs[at[hit]]
-        return means.astype(np.float32), covs.astype(np.float32)
-
-
 def fit_context_preferences(
     stats: ContextStatistics,
     arm_features: np.ndarray,
     keys: tuple[str, ...] | list[str],
     *,
-    max_iter: int = 30,
+    max_iter: int = 20,
     tol: float = 1e-3,
     em_shoppers: int = EM_SHOPPERS,
     min_entry_decisions: float = MIN_ENTRY_DECISIONS,
@@ -438,17 +343,18 @@ def _final_fit(
     for start in range(0, active.size, _CHUNK_SHOPPERS):
         rows = active[start : start + _CHUNK_SHOPPERS]
         cells = _cell_table(stats, rows, features, precision)
-        post = _posterior(cells, hyper)
-        means.append(post.mean.astype(np.float32))
-        covs.append((post.cov + hyper.context_cov).astype(np.float32))
         # The pooled level is served the context-free part; so is a context where the shopper
         # has few decisions, whose deviation barely moves (those decisions count in w_u).
         served = (cells.level < n_keys) & (cells.weight >= min_entry_decisions)
-        theta = post.mean[cells.owner] + post.deviation + hyper.offsets[cells.level]
-        entry_row.append(cells.owner[served] + start)
-        entry_level.append(cells.level[served])
-        entry_means.append(theta[served].astype(np.float32))
-        entry_covs.append(post.theta_cov[served].astype(np.float32))
+        post = _posterior(cells, hyper, served)
+        means.append(post.mean.astype(np.float32))
+        covs.append((post.cov + hyper.context_cov).astype(np.float32))
+        owner, level = cells.owner[served], cells.level[served]
+        theta = post.mean[owner] + post.deviation + hyper.offsets[level]
+        entry_row.append(owner + start)
+        entry_level.append(level)
+        entry_means.append(theta.astype(np.float32))
+        entry_covs.append(post.theta_cov.astype(np.float32))
 
     def joined(parts, shape, dtype=np.float32):
         return np.concatenate(parts) if parts else np.zeros(shape, dtype)

@@ -7,6 +7,7 @@ the fit, is scored from its features alone. The fit itself is in `em`.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from collections.abc import Iterator
@@ -110,17 +111,19 @@ class ContextualPreference(Preference):
     context_covs: np.ndarray  # (n, d, d) float32
 
     def to_bytes(self) -> bytes:
-        """Magic, d and n (uint16), the n codes (uint16), then float32 LE mean, cov, the
-        n context means and the n context covariances."""
+        """Magic, d and n (uint16), the n codes (uint16), then float32 LE: the mean, the n
+        context means, and the upper triangles of the cov and the n context covs
+        (symmetric: half the bytes in every profile row and cache entry)."""
         d, n = self.mean.size, self.contexts.size
+        upper = _upper(d)
+        covs = np.concatenate([self.cov[None], self.context_covs.reshape(n, d, d)])
         return b"".join(
             [
                 _CONTEXTUAL_MAGIC + struct.pack("<HH", d, n),
                 self.contexts.astype("<u2").tobytes(),
                 self.mean.astype("<f4").tobytes(),
-                self.cov.astype("<f4").tobytes(),
                 self.context_means.astype("<f4").tobytes(),
-                self.context_covs.astype("<f4").tobytes(),
+                covs[:, upper[0], upper[1]].astype("<f4").tobytes(),
             ]
         )
 
@@ -128,17 +131,21 @@ class ContextualPreference(Preference):
     def from_bytes(cls, data: bytes) -> ContextualPreference:
         d, n = struct.unpack("<HH", data[4:8])
         codes = np.frombuffer(data, dtype="<u2", count=n, offset=8).astype(np.int64)
-        values = np.frombuffer(data, dtype="<f4", offset=8 + 2 * n)
-        if values.size != (1 + n) * (d + d * d):
+        values = np.frombuffer(data, dtype="<f4", offset=8 + 2 * n).astype(np.float32)
+        triangle = d * (d + 1) // 2
+        if values.size != (1 + n) * (d + triangle):
             raise ValueError(f"serialised ContextualPreference has {values.size} values")
-        parts = np.split(values.astype(np.float32), np.cumsum([d, d * d, n * d]))
-        return cls(
-            parts[0],
-            parts[1].reshape(d, d),
-            codes,
-            parts[2].reshape(n, d),
-            parts[3].reshape(n, d, d),
-        )
+        means = values[: (1 + n) * d].reshape(1 + n, d)
+        covs = np.zeros((1 + n, d, d), np.float32)
+        upper = _upper(d)
+        covs[:, upper[0], upper[1]] = values[(1 + n) * d :].reshape(1 + n, triangle)
+        covs = covs + np.triu(covs, 1).transpose(0, 2, 1)
+        return cls(means[0], covs[0], codes, means[1:], covs[1:])
+
+
+@functools.cache
+def _upper(d: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(d)
 
 
 def preference_in_context(
