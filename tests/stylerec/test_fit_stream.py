@@ -6,19 +6,16 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from storefront.models import Category, Product
 from stylerec.fitting import Arms, load_logs, preference_fit_full, preference_update_recent
 from stylerec.fitting import logs as fit_logs
 from stylerec.ml.preferences import ContextPopulation, ContextualPreference
 from stylerec.models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
 from stylerec.serving import state
 from stylerec.serving.chooser import choose_images
-from styletransfer import rendering, services
 
-from .helpers import STYLE_SLUGS, product_png
+from .helpers import STYLE_SLUGS, add_category
 
 pytestmark = pytest.mark.django_db
 ARMS = ["original", *STYLE_SLUGS]
@@ -112,28 +109,10 @@ def test_the_log_is_read_bucket_by_bucket(mixed_logs, monkeypatch):
         np.testing.assert_array_equal(getattr(whole, name), getattr(pieces, name))
 
 
-def _category_shop(shop):
-    """The shop's cups plus a category of hoodies with renditions in every style."""
-    hoodies = Category.objects.create(name="Hoodies", slug="hoodies")
-    made = []
-    for number in range(3):
-        product = Product(slug=f"hoodie-{number}", name=f"H{number}", price=9, category=hoodies)
-        product.image.save(
-            f"h{number}.png", ContentFile(product_png((200, 40 * number, 90))), save=True
-        )
-        made.append(product)
-    for source in services.source_images_of(made).values():
-        for style in shop["styles"]:
-            rendering.rendition_render(
-                rendition_id=services.rendition_request(source=source, style=style).pk
-            )
-    return made
-
-
 def test_a_fit_in_context_serves_each_category_the_style_clicked_there(shop):
     """Crowd and shopper click "sun" on hoodies and the original on cups; the fit learns
     both and the chooser, given each product's category, follows."""
-    hoodies = _category_shop(shop)
+    hoodies = add_category(shop, "Hoodies", 3)
     cups = shop["products"]
     rng = np.random.default_rng(0)
     people = [Shopper.objects.create() for _ in range(30)]
