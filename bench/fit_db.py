@@ -135,7 +135,7 @@ def add_decisions(tastes, first_id: int, n_decisions: int, n_styles: int, seed: 
     now = timezone.now()
     decision_columns = [
         "id", "shopper_id", "product_id", "candidates", "probabilities", "chosen",
-        "propensity", "model_version", "policy", "context", "created_at",
+        "propensity", "model_version", "policy", "context", "created_at", "assignment",
     ]  # fmt: skip
     event_columns = [
         "shopper_id", "kind", "decision_id", "product_id", "style_slug", "occurred_at",
@@ -161,7 +161,7 @@ def add_decisions(tastes, first_id: int, n_decisions: int, n_styles: int, seed: 
                 decision_lines.append(
                     f"{decision_id}\t{shopper_id}\t{decision_id % 500}\t{candidates}\t"
                     f"{probabilities}\t{arms[arm[i]]}\t{1 / len(arms)}\tbench\tuniform\t"
-                    f"{context}\t{created}\n"
+                    f"{context}\t{created}\tbench\n"
                 )
                 kinds = (["impression"] if shopper_id % 2 == 0 else []) + (
                     ["click"] if click[i] else []

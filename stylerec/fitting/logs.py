@@ -97,8 +97,19 @@ class _Accumulator:
         del self.count_acted
         keep = np.flatnonzero(self.acted)
         return ContextStatistics(
-            self.shoppers[keep], count[keep], self.reward[keep], self.reward_sq[keep]
+            self.shoppers[keep],
+            _compact(count, keep),
+            _compact(self.reward, keep),
+            _compact(self.reward_sq, keep),
         )
+
+
+def _compact(values: np.ndarray, keep: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """values[keep] for ascending `keep`, written over the front of `values` a chunk at a
+    time (a source row is never before its destination), so no second copy is made."""
+    for start in range(0, keep.size, chunk):
+        values[start : start + chunk] = values[keep[start : start + chunk]]
+    return values[: keep.size]
 
 
 def stream_statistics(arm_slugs: list[str], keys: list[str], *, since, shopper_ids=None):

@@ -30,7 +30,7 @@ EM_SHOPPERS = 3_000
 # there; below, the context-free part plus the crowd's offset is within noise of it, and
 # profiles stay small (bench/fit.py --from-db).
 MIN_ENTRY_DECISIONS = 8
-_CHUNK_SHOPPERS = 20_000
+_CHUNK_SHOPPERS = 4_000  # shoppers per pass: each (cells, d, d) working array ~20 MB
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def mixed_logs(shop):
     known; contexts modelled, pooled and missing."""
     rng = random.Random(4)
     hoodies, drinks = {"category": "Hoodies", "device": "mobile"}, {"category": "Drinks"}
-    beacon, no_js, crawler = (Shopper.objects.create() for _ in range(3))
+    crawler, beacon, no_js = (Shopper.objects.create() for _ in range(3))  # the first is dropped
     for _ in range(40):
         arm = rng.choice(ARMS + ["retired-style"])
         context = rng.choice([hoodies, drinks, {}, {"category": "Rare", "device": "tablet"}])
