@@ -108,7 +108,8 @@ def _compact(values: np.ndarray, keep: np.ndarray, chunk: int = 4096) -> np.ndar
     """values[keep] for ascending `keep`, written over the front of `values` a chunk at a
     time (a source row is never before its destination), so no second copy is made."""
     for start in range(0, keep.size, chunk):
-        values[start : start + chunk] = values[keep[start : start + chunk]]
+        rows = keep[start : start + chunk]
+        values[start : start + rows.size] = values[rows]
     return values[: keep.size]
 
 
