@@ -23,10 +23,12 @@ MAX_CONTEXTS = 12
 MIN_CONTEXT_DECISIONS = 200
 _ORM_CHUNK = 2_000
 BUCKET_BITS = 16  # the PostgreSQL reader's buckets: 65,536 decision ids, ~1.8 MB each
-# One decision as the PostgreSQL reader packs it (`_log_query`).
-_PACKED = np.dtype(
-    [("shopper", ">i8"), ("arm", ">i4"), ("level", ">i4"), ("reward", ">f8"), ("impressed", ">i4")]
+# A decision and an event as the PostgreSQL reader packs them (`_log_query`); times in
+# seconds since the epoch.
+_DECISION = np.dtype(
+    [("id", ">i8"), ("shopper", ">i8"), ("arm", ">i4"), ("level", ">i4"), ("created", ">f8")]
 )
+_EVENT = np.dtype([("decision", ">i8"), ("kind", ">i4"), ("occurred", ">f8")])
 
 
 def _decisions(since, shopper_ids=None):
@@ -132,12 +134,11 @@ def stream_statistics(arm_slugs: list[str], keys: list[str], *, since, shopper_i
 
 def _log_query(arm_slugs, keys, since, shopper_ids, id_range):
     """One row per bucket of 2^BUCKET_BITS decision ids (one bucket for `shopper_ids`): its
-    decisions packed big-endian as (shopper int8, arm int4, level int4, reward float8,
-    impressed int4), so the client unpacks a bucket with one numpy call instead of one
-    Python call per decision. Each bucket is its own index range scan: PostgreSQL computes
-    it when the cursor asks for it, in a few MB, without sorting the log."""
-    weights = conf.REWARD_WEIGHTS
-    reward_cases = " ".join(f"WHEN %(kind_{i})s THEN %(weight_{i})s" for i in range(len(weights)))
+    decisions and its events, each packed big-endian (`_DECISION`, `_EVENT`), so the client
+    unpacks a bucket with one numpy call instead of one Python call per row. Each bucket is
+    two index range scans, computed when the cursor asks for it, in a few MB: PostgreSQL
+    neither sorts the log nor joins it (the join, the reward window and the distinct kinds
+    are numpy's, `_outcomes_of`)."""
     decision, event = Decision._meta.db_table, Event._meta.db_table
     if shopper_ids is None:
         buckets = (
@@ -153,30 +154,24 @@ def _log_query(arm_slugs, keys, since, shopper_ids, id_range):
         )
         of_decisions = "AND d.shopper_id = ANY(%(shoppers)s)"
     # array_position: 1-based, NULL when absent (-1: an arm no longer known; K: pooled level).
-    # A kind counts once, if its first event falls within the reward window.
     sql = f"""
         SELECT (
           SELECT string_agg(
-              int8send(x.shopper) || int4send(x.arm) || int4send(x.level)
-              || float8send(x.reward) || int4send(x.impressed), ''::bytea)
-          FROM (
-            SELECT d.shopper_id::int8 AS shopper,
-                   COALESCE(array_position(%(arms)s::text[], d.chosen::text) - 1, -1)::int4 AS arm,
-                   COALESCE(array_position(%(keys)s::text[],
-                       COALESCE(d.context->>'category', '') || '|' ||
-                       COALESCE(d.context->>'device', '')) - 1, %(pooled)s)::int4 AS level,
-                   COALESCE(SUM(CASE k.kind {reward_cases} ELSE 0 END), 0)::float8 AS reward,
-                   COALESCE(MAX(CASE WHEN k.kind = %(impression)s THEN 1 ELSE 0 END), 0)::int4
-                       AS impressed
-            FROM {decision} d LEFT JOIN (
-                SELECT e.decision_id, e.kind, MIN(e.occurred_at) AS first
-                FROM {event} e
-                WHERE {of_events} AND e.kind = ANY(%(kinds)s)
-                GROUP BY e.decision_id, e.kind
-            ) k ON k.decision_id = d.id AND k.first <= d.created_at + %(window)s
-            WHERE d.id >= b.lo AND d.id < b.hi AND d.created_at >= %(since)s {of_decisions}
-            GROUP BY d.id
-          ) x
+              int8send(d.id) || int8send(d.shopper_id::int8)
+              || int4send(COALESCE(array_position(%(arms)s::text[], d.chosen::text) - 1, -1))
+              || int4send(COALESCE(array_position(%(keys)s::text[],
+                     COALESCE(d.context->>'category', '') || '|' ||
+                     COALESCE(d.context->>'device', '')) - 1, %(pooled)s))
+              || float8send(date_part('epoch', d.created_at)), ''::bytea)
+          FROM {decision} d
+          WHERE d.id >= b.lo AND d.id < b.hi AND d.created_at >= %(since)s {of_decisions}
+        ), (
+          SELECT string_agg(
+              int8send(e.decision_id)
+              || int4send(array_position(%(kinds)s::text[], e.kind::text) - 1)
+              || float8send(date_part('epoch', e.occurred_at)), ''::bytea)
+          FROM {event} e
+          WHERE {of_events} AND e.kind = ANY(%(kinds)s)
         ) FROM ({buckets}) b
     """
     params = {
@@ -186,16 +181,39 @@ def _log_query(arm_slugs, keys, since, shopper_ids, id_range):
         "arms": list(arm_slugs),
         "keys": list(keys),
         "pooled": len(keys),
-        "impression": str(Event.Kind.IMPRESSION),
-        "kinds": [str(k) for k in [*weights, Event.Kind.IMPRESSION]],
-        "window": timedelta(seconds=conf.REWARD_WINDOW),
+        "kinds": _kinds(),
         "since": since,
     }
     if shopper_ids is not None:
         params["shoppers"] = list(shopper_ids)
-    for i, (kind, weight) in enumerate(weights.items()):
-        params[f"kind_{i}"], params[f"weight_{i}"] = str(kind), float(weight)
     return sql, params
+
+
+def _kinds() -> list[str]:
+    """Event kinds the fit reads, by code: the rewarded ones, then impressions."""
+    return [str(kind) for kind in conf.REWARD_WEIGHTS] + [str(Event.Kind.IMPRESSION)]
+
+
+def _outcomes_of(decisions: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per decision: the reward (weights summed over the distinct kinds whose first event
+    falls within the reward window) and whether an impression was reported in it."""
+    order = np.argsort(decisions["id"])
+    ids = decisions["id"][order]
+    kinds = _kinds()
+    reward, impressed = np.zeros(ids.size), np.zeros(ids.size, bool)
+    if not events.size or not ids.size:
+        return reward, impressed
+    at = np.minimum(np.searchsorted(ids, events["decision"]), ids.size - 1)
+    valid = ids[at] == events["decision"]
+    valid &= events["occurred"] <= decisions["created"][order][at] + conf.REWARD_WINDOW
+    weights = np.array([*map(float, conf.REWARD_WEIGHTS.values()), 0.0])
+    pairs = np.unique(at[valid] * len(kinds) + events["kind"][valid])
+    row, kind = pairs // len(kinds), pairs % len(kinds)
+    np.add.at(reward, row, weights[kind])
+    impressed[row[kind == len(kinds) - 1]] = True
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    return reward[back], impressed[back]
 
 
 def _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
@@ -217,16 +235,18 @@ def _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
         cursor.connection.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cursor.itersize = 1
         cursor.execute(sql, params)
-        for (packed,) in cursor:
-            if packed is None:  # a bucket with no decision in the window
+        for packed_decisions, packed_events in cursor:
+            if packed_decisions is None:  # a bucket with no decision in the window
                 continue
-            rows = np.frombuffer(packed, dtype=_PACKED)
+            decisions = np.frombuffer(packed_decisions, dtype=_DECISION)
+            events = np.frombuffer(packed_events or b"", dtype=_EVENT)
+            reward, impressed = _outcomes_of(decisions, events)
             accumulator.add(
-                rows["shopper"].astype(np.int64),
-                rows["arm"].astype(np.int64),
-                rows["level"].astype(np.int64),
-                rows["reward"].astype(np.float64),
-                rows["impressed"].astype(bool),
+                decisions["shopper"].astype(np.int64),
+                decisions["arm"].astype(np.int64),
+                decisions["level"].astype(np.int64),
+                reward,
+                impressed,
             )
 
 
