@@ -2,6 +2,7 @@
 
 .venv/bin/python bench/fit.py              # timing, memory, naive baseline
 .venv/bin/python bench/fit.py --compare    # which preference model learns fastest
+.venv/bin/python bench/fit.py --from-db    # stylerec_fit from PostgreSQL, loading included
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from stylerec.ml.evaluate import LoggedDecisions  # noqa: E402
 from stylerec.ml.policy import ExplorationSettings  # noqa: E402
 from stylerec.ml.preferences import Preference, PreferenceFit  # noqa: E402
 from stylerec.ml.simulate import (  # noqa: E402
+    make_category_shoppers,
     make_shoppers,
     refit_all,
+    refit_in_context,
     run_loop,
     synthetic_style_embeddings,
 )
@@ -220,7 +223,8 @@ def _with_prior(logs, arm_features, prior: Preference, noise_var: float) -> Pref
 
 
 MODELS = {
-    "hierarchical EB, full cov (chosen)": refit_all,
+    "hierarchical EB in context (chosen)": refit_in_context,
+    "hierarchical EB, context-blind": refit_all,
     "hierarchical EB, one noise variance": one_noise_variance,
     "hierarchical EB, diagonal cov": hierarchical_diagonal,
     "BayesianRidge pooled prior": bayesian_ridge_prior,
@@ -230,36 +234,43 @@ MODELS = {
 }
 
 WORLDS = {
-    # name: (styles, shared_taste, taste_strength)
-    "fashion (8 styles, 90% shared taste)": (8, 0.9, 0.6),
-    "personal (6 styles, 30% shared taste)": (6, 0.3, 1.0),
+    # name: (styles, shared_taste, taste_strength, categories: tastes per category if > 0)
+    "fashion (8 styles, 90% shared taste)": (8, 0.9, 0.6, 0),
+    "personal (6 styles, 30% shared taste)": (6, 0.3, 1.0, 0),
+    "category (5 styles, 4 categories)": (5, 0.0, 1.0, 4),
 }
 
 
 def compare(args) -> None:
-    """CTR / oracle of the deployed policy after 50 impressions per shopper, per model."""
+    """CTR / oracle of the deployed policy after 50 impressions per shopper (250 in the
+    category world, whose tastes need more), per model."""
     settings = ExplorationSettings()
     print(f"policy: {settings}; {args.compare_shoppers} shoppers, 10 impressions per round")
-    print(f"{'model':<38} {'world':<40} {'@50 vs oracle':>13} {'rounds 1-6':>10} {'fit s':>6}")
+    print(f"{'model':<38} {'world':<40} {'@50 vs oracle':>13} {'rounds':>10} {'fit s':>6}")
     for model_name, model in MODELS.items():
-        for world_name, (n_styles, shared, strength) in WORLDS.items():
+        for world_name, (n_styles, shared, strength, categories) in WORLDS.items():
             at_50, overall, fit_seconds = [], [], []
             for seed in range(args.compare_seeds):
                 embeddings = synthetic_style_embeddings(n_styles, dim=512, seed=seed)
                 arm_features = StyleSpace.fit(embeddings).arm_features(embeddings)
                 rng = np.random.default_rng(seed)
-                shoppers = make_shoppers(
-                    embeddings,
-                    args.compare_shoppers,
-                    rng,
-                    shared_taste=shared,
-                    taste_strength=strength,
-                )
+                if categories:
+                    shoppers = make_category_shoppers(
+                        embeddings, args.compare_shoppers, categories, rng
+                    )
+                else:
+                    shoppers = make_shoppers(
+                        embeddings,
+                        args.compare_shoppers,
+                        rng,
+                        shared_taste=shared,
+                        taste_strength=strength,
+                    )
                 timed = _timed(model, fit_seconds)
                 loop = run_loop(
                     shoppers,
                     arm_features,
-                    rounds=6,
+                    rounds=25 if categories else 6,
                     impressions_per_round=10,
                     settings=settings,
                     rng=rng,
@@ -267,7 +278,7 @@ def compare(args) -> None:
                     fit=timed,
                 )
                 ratios = [r.expected_ctr / r.oracle_ctr for r in loop.rounds]
-                at_50.append(ratios[5])
+                at_50.append(ratios[-1])
                 overall.append(np.mean(ratios))
             print(
                 f"{model_name:<38} {world_name:<40} {np.mean(at_50):>13.3f} "
@@ -289,14 +300,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shoppers", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=5_000_000)
-    parser.add_argument("--styles", type=int, default=20)
+    parser.add_argument("--styles", type=int, default=None, help="20 (8 with --from-db)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--naive-sample", type=int, default=300)
     parser.add_argument("--compare", action="store_true", help="rank preference models")
+    parser.add_argument("--from-db", action="store_true", help="stylerec_fit from PostgreSQL")
+    parser.add_argument("--sizes", default="1000000,5000000", help="--from-db: decisions")
+    parser.add_argument("--baseline", action="store_true", help="--from-db: old loading too")
+    parser.add_argument("--keep", action="store_true", help="--from-db: keep the database")
     parser.add_argument("--compare-shoppers", type=int, default=800)
     parser.add_argument("--compare-seeds", type=int, default=3)
     args = parser.parse_args()
-    compare(args) if args.compare else benchmark(args)
+    if args.from_db:
+        import fit_db
+
+        args.styles = args.styles or 8
+        fit_db.main(args)
+    else:
+        args.styles = args.styles or 20
+        compare(args) if args.compare else benchmark(args)
 
 
 if __name__ == "__main__":

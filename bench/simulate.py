@@ -1,6 +1,7 @@
 """Benchmark the loop on the simulator: a freshly seeded demo shop, shoppers with hidden tastes.
 
 .venv/bin/python bench/simulate.py [--shoppers 100] [--rounds 5] [--page 10] [--seed 0]
+                                  [--tastes shared|category] [--against-blind]
 
 Seeds the demo (5 styles from the paintings, renditions made in-process) on its own
 PostgreSQL database (BENCH_DATABASE_URL, default stylerec_simulate, dropped and made
@@ -8,6 +9,9 @@ again first, so no earlier fit or shopper leaks into the run), then runs
 `manage.py stylerec_simulate`, which drives the real chooser, event path and fits and
 prints, per round, the CTR of what was shown against the oracle and uniform random.
 Targets (issue 5): >= 0.90 of the oracle after 50 impressions per shopper, >= 1.5x uniform.
+Issue 18: with --tastes category (tastes that depend on the product's category) --rounds 25
+--against-blind, >= 0.90 of the oracle after 250 images per shopper and >= 1.8x uniform,
+with the context-blind fits' figures on the same tastes printed beside them.
 """
 
 import argparse
@@ -33,6 +37,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--page", type=int, default=10, help="products per page view")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tastes", choices=["shared", "category"], default="shared")
+    parser.add_argument("--against-blind", action="store_true")
     args = parser.parse_args()
     drop_database()
     seeded_shop()
@@ -44,6 +50,8 @@ def main() -> None:
         rounds=args.rounds,
         page=args.page,
         seed=args.seed,
+        tastes=args.tastes,
+        against_blind=args.against_blind,
     )
 
 

@@ -95,6 +95,38 @@ def fit_preferences(
     only add variance (bench/fit.py --compare).
     """
     cells = _cells(shopper, arm, reward, arm_features, sample_weight)
+    return fit_counts(
+        cells.shoppers,
+        cells.count,
+        cells.reward,
+        cells.reward_sq,
+        cells.arm_features,
+        version=version,
+        max_iter=max_iter,
+        tol=tol,
+    )
+
+
+def fit_counts(
+    shoppers: np.ndarray,
+    count: np.ndarray,
+    reward: np.ndarray,
+    reward_sq: np.ndarray,
+    arm_features: np.ndarray,
+    *,
+    version: str | None = None,
+    max_iter: int = 150,
+    tol: float = 1e-6,
+) -> PreferenceFit:
+    """`fit_preferences` from per (shopper, arm) decisions, sums of rewards and of squared
+    rewards, each (U, A) with `shoppers` (U,) sorted: what a streamed log adds up to."""
+    cells = _Cells(
+        np.asarray(shoppers, dtype=np.int64),
+        np.asarray(arm_features, dtype=np.float64),
+        np.asarray(count, dtype=np.float64),
+        np.asarray(reward, dtype=np.float64),
+        np.asarray(reward_sq, dtype=np.float64),
+    )
     # The noise shape needs expected rewards: take them from a pooled fit first.
     pooled = cells.statistics(None)
     total_xtx = pooled.xtx.sum(axis=0)
@@ -129,6 +161,26 @@ def refit_shoppers(
     shoppers, with `fit`'s version; `fit.merge(update)` combines them in memory.
     """
     cells = _cells(shopper, arm, reward, arm_features, sample_weight)
+    stats = cells.statistics(fit.population.mean.astype(np.float64))
+    return _posterior_fit(stats, fit.population, fit.noise_var, fit.version, 0)
+
+
+def refit_counts(
+    fit: PreferenceFit,
+    shoppers: np.ndarray,
+    count: np.ndarray,
+    reward: np.ndarray,
+    reward_sq: np.ndarray,
+    arm_features: np.ndarray,
+) -> PreferenceFit:
+    """`refit_shoppers` from per (shopper, arm) counts and reward sums, as `fit_counts`."""
+    cells = _Cells(
+        np.asarray(shoppers, dtype=np.int64),
+        np.asarray(arm_features, dtype=np.float64),
+        np.asarray(count, dtype=np.float64),
+        np.asarray(reward, dtype=np.float64),
+        np.asarray(reward_sq, dtype=np.float64),
+    )
     stats = cells.statistics(fit.population.mean.astype(np.float64))
     return _posterior_fit(stats, fit.population, fit.noise_var, fit.version, 0)
 

@@ -29,17 +29,24 @@ class LoggedDecisions:
     chosen: np.ndarray  # (N,) arm shown
     propensity: np.ndarray  # (N,) logged probability of the arm shown
     reward: np.ndarray  # (N,) weighted click / add_to_cart / purchase
+    context: np.ndarray | None = None  # (N,) context code of each decision, where known
 
     def __len__(self) -> int:
         return int(self.chosen.shape[0])
 
     def subset(self, rows: np.ndarray) -> LoggedDecisions:
         """The decisions selected by a boolean mask or index array."""
-        return LoggedDecisions(*(getattr(self, f.name)[rows] for f in fields(self)))
+        return LoggedDecisions(
+            *(None if (v := getattr(self, f.name)) is None else v[rows] for f in fields(self))
+        )
 
     @classmethod
     def concatenate(cls, parts: list[LoggedDecisions]) -> LoggedDecisions:
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+        def joined(name):
+            values = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        return cls(*(joined(f.name) for f in fields(cls)))
 
 
 @dataclass(frozen=True)

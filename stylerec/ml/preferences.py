@@ -7,6 +7,7 @@ the fit, is scored from its features alone. The fit itself is in `em`.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 _PREFERENCE_MAGIC = b"SRP1"
+_CONTEXTUAL_MAGIC = b"SRC1"
 # Before any data: zero preference, prior std 0.1 per feature (click rates are ~0.01-0.3),
 # Bernoulli-sized noise. The first fit replaces all three.
 COLD_START_VAR = 0.01
@@ -41,8 +43,15 @@ class Preference:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preference:
+        """A Preference, or the ContextPopulation a context-aware fit stored (its "contexts")."""
         mean = np.asarray(data["mean"], dtype=np.float32)
-        return cls(mean, np.asarray(data["cov"], dtype=np.float32).reshape(mean.size, mean.size))
+        cov = np.asarray(data["cov"], dtype=np.float32).reshape(mean.size, mean.size)
+        if "contexts" in data:
+            offsets = np.asarray(data["contexts"]["offsets"], dtype=np.float32)
+            return ContextPopulation(
+                mean, cov, tuple(data["contexts"]["keys"]), offsets.reshape(-1, mean.size)
+            )
+        return Preference(mean, cov)
 
     def to_bytes(self) -> bytes:
         """Compact form for a cache or BinaryField: magic, d (uint16), float32 LE mean and cov."""
@@ -52,6 +61,9 @@ class Preference:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Preference:
+        """A Preference, or the ContextualPreference a context-aware fit stored."""
+        if data[:4] == _CONTEXTUAL_MAGIC:
+            return ContextualPreference.from_bytes(data)
         if data[:4] != _PREFERENCE_MAGIC:
             raise ValueError("not a serialised Preference")
         (d,) = struct.unpack("<H", data[4:6])
@@ -61,6 +73,95 @@ class Preference:
                 f"serialised Preference has {values.size} values, expected {d + d * d}"
             )
         return cls(values[:d].astype(np.float32), values[d:].reshape(d, d).astype(np.float32))
+
+
+def context_key(category: object, device: object) -> str:
+    """The context a decision's logged category and device class fall in (the fit's SQL
+    builds the same string from the logged JSON)."""
+    return f"{'' if category is None else category}|{'' if device is None else device}"
+
+
+@dataclass(frozen=True)
+class ContextPopulation(Preference):
+    """The population of a context-aware fit. `mean`/`cov` are its context-free part, what a
+    context the fit did not model gets; a modelled context adds the crowd's offset there."""
+
+    keys: tuple[str, ...]  # modelled context keys (`context_key`), codes 0..K-1
+    offsets: np.ndarray  # (K, d) float32: the crowd's taste in each context, minus the mean
+
+    def code(self, key: str | None) -> int | None:
+        try:
+            return self.keys.index(key)
+        except ValueError:
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        contexts = {"keys": list(self.keys), "offsets": self.offsets.tolist()}
+        return {**super().to_dict(), "contexts": contexts}
+
+
+@dataclass(frozen=True)
+class ContextualPreference(Preference):
+    """A shopper's posterior in a context-aware fit: `mean`/`cov` the context-free part (with
+    the spread of contexts in `cov`), plus a posterior in each modelled context they were
+    seen in. Elsewhere `preference_in_context` adds the crowd's offset to the free part."""
+
+    contexts: np.ndarray  # (n,) codes into the population's keys
+    context_means: np.ndarray  # (n, d) float32
+    context_covs: np.ndarray  # (n, d, d) float32
+
+    def to_bytes(self) -> bytes:
+        """Magic, d and n (uint16), the n codes (uint16), then float32 LE: the mean, the n
+        context means, and the upper triangles of the cov and the n context covs
+        (symmetric: half the bytes in every profile row and cache entry)."""
+        d, n = self.mean.size, self.contexts.size
+        upper = _upper(d)
+        covs = np.concatenate([self.cov[None], self.context_covs.reshape(n, d, d)])
+        return b"".join(
+            [
+                _CONTEXTUAL_MAGIC + struct.pack("<HH", d, n),
+                self.contexts.astype("<u2").tobytes(),
+                self.mean.astype("<f4").tobytes(),
+                self.context_means.astype("<f4").tobytes(),
+                covs[:, upper[0], upper[1]].astype("<f4").tobytes(),
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ContextualPreference:
+        d, n = struct.unpack("<HH", data[4:8])
+        codes = np.frombuffer(data, dtype="<u2", count=n, offset=8).astype(np.int64)
+        values = np.frombuffer(data, dtype="<f4", offset=8 + 2 * n).astype(np.float32)
+        triangle = d * (d + 1) // 2
+        if values.size != (1 + n) * (d + triangle):
+            raise ValueError(f"serialised ContextualPreference has {values.size} values")
+        means = values[: (1 + n) * d].reshape(1 + n, d)
+        covs = np.zeros((1 + n, d, d), np.float32)
+        upper = _upper(d)
+        covs[:, upper[0], upper[1]] = values[(1 + n) * d :].reshape(1 + n, triangle)
+        covs = covs + np.triu(covs, 1).transpose(0, 2, 1)
+        return cls(means[0], covs[0], codes, means[1:], covs[1:])
+
+
+@functools.cache
+def _upper(d: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(d)
+
+
+def preference_in_context(
+    preference: Preference, population: Preference, key: str | None
+) -> Preference:
+    """What the chooser scores a product with: the shopper's (or population's) posterior in
+    the decision's context. A fit without contexts, or a context it did not model (a new
+    or rare category), gets the context-free part."""
+    code = population.code(key) if isinstance(population, ContextPopulation) else None
+    if code is None:
+        return Preference(preference.mean, preference.cov)
+    if isinstance(preference, ContextualPreference):
+        seen = np.flatnonzero(preference.contexts == code)
+        if seen.size:
+            return Preference(preference.context_means[seen[0]], preference.context_covs[seen[0]])
+    return Preference(preference.mean + population.offsets[code], preference.cov)
 
 
 @dataclass(frozen=True)

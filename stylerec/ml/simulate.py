@@ -7,18 +7,41 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from stylerec.ml.context import ContextFit, ContextStatistics, fit_context_preferences
 from stylerec.ml.em import fit_preferences
 from stylerec.ml.evaluate import LoggedDecisions
 from stylerec.ml.policy import ExplorationSettings, page_probabilities, sample_arms
 from stylerec.ml.preferences import PreferenceFit
 
 # A full refit from all logs so far and the arm table: fit_preferences, or a rival model.
-Fitter = Callable[[LoggedDecisions, np.ndarray], PreferenceFit]
+Fitter = Callable[[LoggedDecisions, np.ndarray], PreferenceFit | ContextFit]
 
 
 def refit_all(logs: LoggedDecisions, arm_features: np.ndarray) -> PreferenceFit:
-    """The production refit: every logged decision, no importance weights."""
+    """The context-blind refit: every logged decision, no importance weights."""
     return fit_preferences(logs.shopper, logs.chosen, logs.reward, arm_features)
+
+
+def refit_in_context(logs: LoggedDecisions, arm_features: np.ndarray) -> ContextFit:
+    """The production refit: every decision in its context (codes 0..C-1, all modelled)."""
+    context = np.zeros(len(logs), np.int64) if logs.context is None else logs.context
+    n_keys = int(context.max(initial=0)) + 1
+    stats = ContextStatistics.from_decisions(
+        logs.shopper,
+        context,
+        logs.chosen,
+        logs.reward,
+        n_levels=n_keys + 1,
+        n_arms=len(arm_features),
+    )
+    return fit_context_preferences(stats, arm_features, [f"c{i}" for i in range(n_keys)])
+
+
+def preferences_for(fit, shopper: np.ndarray, context: np.ndarray | None):
+    """Means and covs per decision from either kind of fit (a blind one ignores context)."""
+    if isinstance(fit, ContextFit):
+        return fit.preferences(shopper, np.zeros_like(shopper) if context is None else context)
+    return fit.preferences(shopper)
 
 
 def synthetic_style_embeddings(n_styles: int = 8, dim: int = 512, seed: int = 0) -> np.ndarray:
@@ -55,6 +78,81 @@ class SyntheticShoppers:
         """Click probability of a uniformly random candidate."""
         uniform = candidate_mask / candidate_mask.sum(axis=-1, keepdims=True)
         return self.expected_ctr(shopper, uniform)
+
+    def in_category(self, category: np.ndarray) -> SyntheticShoppers:
+        """This world has one taste per shopper, whatever the product."""
+        return self
+
+
+@dataclass(frozen=True)
+class CategoryShoppers:
+    """Hidden click probability per shopper, product category and arm."""
+
+    click_probability: np.ndarray  # (U, C, A)
+
+    @property
+    def n_shoppers(self) -> int:
+        return int(self.click_probability.shape[0])
+
+    @property
+    def n_categories(self) -> int:
+        return int(self.click_probability.shape[1])
+
+    def in_category(self, category: np.ndarray) -> SyntheticShoppers:
+        """The tastes that hold for these decisions (U rows of decisions x category)."""
+        rows = np.arange(self.n_shoppers)[:, None]
+        shaped = category.reshape(self.n_shoppers, -1)
+        return _PerDecision(
+            self.click_probability[rows, shaped].reshape(-1, self.click_probability.shape[2])
+        )
+
+
+class _PerDecision(SyntheticShoppers):
+    """Click probabilities already per decision: "shopper" is the decision's row."""
+
+
+def make_category_shoppers(
+    style_embeddings: np.ndarray,
+    n_shoppers: int,
+    n_categories: int,
+    rng: np.random.Generator,
+    *,
+    base_ctr: float = 0.05,
+    taste_strength: float = 1.0,
+    shares: tuple[float, float, float, float] = (0.25, 0.35, 0.2, 0.2),
+) -> CategoryShoppers:
+    """Shoppers whose taste depends on what the product is.
+
+    Utility of an arm for shopper u in category c mixes four standardised parts, with
+    variance `shares`: the crowd's taste everywhere, the crowd's taste in c (a style that
+    works on shoes), u's own taste everywhere, and u's own taste in c (a painting on
+    hoodies, plain photos on drinks). Style parts live in the span of the styles'
+    embeddings, as in `make_shoppers`; the original photo gets utilities of its own.
+    """
+    embeddings = np.asarray(style_embeddings, dtype=np.float64)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    directions = embeddings - embeddings.mean(axis=0)
+    values, vectors = np.linalg.eigh(directions @ directions.T)
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    n_arms = len(directions) + 1
+
+    def part(*shape):
+        styles = rng.standard_normal(shape + (len(directions),)) @ root.T
+        styles /= styles.std(axis=-1, keepdims=True) + 1e-12
+        return np.concatenate([rng.standard_normal(shape + (1,)) - 0.3, styles], axis=-1)
+
+    weights = np.sqrt(np.asarray(shares) / np.sum(shares))
+    utility = (
+        weights[0] * part()[None, None]
+        + weights[1] * part(n_categories)[None]
+        + weights[2] * part(n_shoppers)[:, None]
+        + weights[3] * part(n_shoppers, n_categories)
+    )
+    strength = taste_strength * rng.uniform(0.5, 1.5, size=(n_shoppers, 1, 1))
+    offset = np.log(base_ctr / (1 - base_ctr)) + 0.3 * rng.standard_normal((n_shoppers, 1, 1))
+    probability = 1.0 / (1.0 + np.exp(-(offset + strength * utility)))
+    assert probability.shape == (n_shoppers, n_categories, n_arms)
+    return CategoryShoppers(probability)
 
 
 def make_shoppers(
@@ -123,7 +221,7 @@ class LoopResult:
 
 
 def run_loop(
-    shoppers: SyntheticShoppers,
+    shoppers: SyntheticShoppers | CategoryShoppers,
     arm_features: np.ndarray,
     *,
     rounds: int,
@@ -137,6 +235,8 @@ def run_loop(
 
     `availability` is the chance a style's rendition is ready for a product (the original
     always is); `fit` is swappable so bench/fit.py can compare models on the same loop.
+    With CategoryShoppers each impression's product is of a random category, logged as
+    the decision's context.
     """
     features = np.asarray(arm_features, dtype=np.float64)
     n_arms = features.shape[0]
@@ -147,25 +247,34 @@ def run_loop(
     for round_index in range(rounds):
         mask = rng.random((shoppers.n_shoppers, impressions_per_round, n_arms)) < availability
         mask[..., 0] = True
-        means, covs = current.preferences(shopper_ids)
-        # Before the first fit the shop has no model: it explores uniformly, as the chooser does.
-        policy = settings if round_index else replace(settings, policy="uniform")
-        probabilities = page_probabilities(means, covs, features, mask, policy, rng)
-        chosen = sample_arms(probabilities, rng)
         shopper = np.repeat(shopper_ids, impressions_per_round)
         flat_mask = mask.reshape(-1, n_arms)
-        flat_probabilities = probabilities.reshape(-1, n_arms)
-        chosen = chosen.ravel()
-        reward = shoppers.clicks(shopper, chosen, rng)
+        # Before the first fit the shop has no model: it explores uniformly, as the chooser does.
+        policy = settings if round_index else replace(settings, policy="uniform")
+        if isinstance(shoppers, CategoryShoppers):
+            context = rng.integers(0, shoppers.n_categories, shopper.size)
+            means, covs = preferences_for(current, shopper, context)
+            flat_probabilities = page_probabilities(
+                means, covs, features, flat_mask[:, None], policy, rng
+            )[:, 0]
+        else:
+            context = None
+            means, covs = current.preferences(shopper_ids)
+            probabilities = page_probabilities(means, covs, features, mask, policy, rng)
+            flat_probabilities = probabilities.reshape(-1, n_arms)
+        chosen = sample_arms(flat_probabilities, rng)
+        world = shoppers if context is None else shoppers.in_category(context)
+        seen = shopper if context is None else np.arange(shopper.size)
+        reward = world.clicks(seen, chosen, rng)
         propensity = flat_probabilities[np.arange(len(chosen)), chosen]
-        parts.append(LoggedDecisions(shopper, flat_mask, chosen, propensity, reward))
+        parts.append(LoggedDecisions(shopper, flat_mask, chosen, propensity, reward, context))
         round_of.append(np.full(len(chosen), round_index))
         results.append(
             LoopRound(
                 ctr=float(reward.mean()),
-                expected_ctr=float(shoppers.expected_ctr(shopper, flat_probabilities).mean()),
-                oracle_ctr=float(shoppers.oracle_ctr(shopper, flat_mask).mean()),
-                uniform_ctr=float(shoppers.uniform_ctr(shopper, flat_mask).mean()),
+                expected_ctr=float(world.expected_ctr(seen, flat_probabilities).mean()),
+                oracle_ctr=float(world.oracle_ctr(seen, flat_mask).mean()),
+                uniform_ctr=float(world.uniform_ctr(seen, flat_mask).mean()),
             )
         )
         fits.append(current)

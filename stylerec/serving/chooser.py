@@ -226,13 +226,19 @@ def _draw(
         probabilities, policy = mask / mask.sum(axis=1, keepdims=True), "uniform"
     else:
         # stylerec.ml: loaded by the first personalized page, not with the URLs.
-        from ..ml.policy import choose
+        from ..ml.policy import choose_in_contexts
+        from ..ml.preferences import context_key
 
         exploration = exploration_settings(settings)
         preference = shopper_preference(model, shopper_id, preference)
         mask = np.array(masks, dtype=bool)
         arms = arm_table(model, page_products.styles)
-        probabilities = choose(preference, arms, mask, exploration, _rng).probabilities
+        # Each product is scored in its context (category x device), as the fit saw it.
+        device = context.get("device")
+        contexts = [context_key(_category(page_products.products[r]), device) for r in rows]
+        probabilities = choose_in_contexts(
+            preference, model.population, arms, mask, contexts, exploration, _rng
+        ).probabilities
         policy = settings.policy
     rounded = np.round(probabilities, 6).tolist()
     arms = page_products.arms

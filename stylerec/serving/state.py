@@ -247,6 +247,15 @@ def preference_cached(model_version: str, shopper_id: int, data: bytes) -> None:
     remember(_preference_key(shopper_id), (model_version, data))
 
 
+def preferences_cached(model_version: str, preferences: Mapping[int, bytes]) -> None:
+    """`preference_cached` for many shoppers in one round trip (a fit writing its profiles)."""
+    entries = {_preference_key(pk): (model_version, data) for pk, data in preferences.items()}
+    try:
+        _cache().set_many(entries, conf.CACHE_TIMEOUT)
+    except Exception:
+        logger.warning("%s preferences not cached", len(entries), exc_info=True)
+
+
 def active_styles(prefetched: list[ActiveStyle] | None = None) -> list[ActiveStyle]:
     """Active styles with an embedding, cached until a style is saved or deleted."""
     styles = prefetched if prefetched is not None else cached(STYLES_KEY)

@@ -67,6 +67,27 @@ def make_shop() -> dict:
     return {"products": products, "styles": styles}
 
 
+def add_category(shop: dict, name: str, count: int) -> list:
+    """Products of another category in `shop`, with a ready rendition in each of its styles."""
+    category = Category.objects.create(name=name, slug=name.lower())
+    made = []
+    for number in range(count):
+        product = Product(
+            slug=f"{category.slug}-{number}", name=f"{name} {number}", price=9, category=category
+        )
+        product.image.save(
+            f"{category.slug}{number}.png",
+            ContentFile(product_png((200, 40 * number, 90))),
+            save=True,
+        )
+        made.append(product)
+    for source in services.source_images_of(made).values():
+        for style in shop["styles"]:
+            rendition = services.rendition_request(source=source, style=style)
+            rendering.rendition_render(rendition_id=rendition.pk)
+    return made
+
+
 def log_uniform_decisions(shopper, product, *, rounds: int = 40, clicked: str = "sun") -> None:
     """`rounds` uniform decisions per arm for one product; the shopper clicks one style."""
     arms = ["original", *STYLE_SLUGS]

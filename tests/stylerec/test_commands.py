@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 
 from stylerec.models import Decision, PreferenceModel, Shopper
 
+from .helpers import add_category
+
 pytestmark = pytest.mark.django_db
 
 
@@ -49,6 +51,25 @@ def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
     assert expected / last["uniform"] >= 1.3
     assert last["expected"] > first["expected"]
     assert not Shopper.objects.exists(), "synthetic shoppers are removed afterwards"
+
+
+@pytest.mark.slow
+def test_a_world_of_category_tastes_is_compared_with_context_blind_fits(shop):
+    add_category(shop, "Hoodies", 6)
+    out = io.StringIO()
+    call_command(
+        "stylerec_simulate", shoppers=30, rounds=4, page=6, seed=3, tastes="category",
+        against_blind=True, stdout=out,
+    )  # fmt: skip
+    print(out.getvalue())
+    text = out.getvalue()
+    assert "context-blind fits, the same shoppers' tastes:" in text
+    tables = text.split("context-blind fits")
+    assert all(len(re.findall(r"^\s+\d+\s+\d+\s", t, re.M)) == 4 for t in tables)
+    summary = re.search(r"in context (\d\.\d+) of the oracle.*context-blind (\d\.\d+)", text)
+    assert summary and 0 < float(summary[1]) <= 1 and 0 < float(summary[2]) <= 1
+    assert not Shopper.objects.exists(), "both runs' synthetic shoppers are removed"
+    assert not Decision.objects.exists()
 
 
 @pytest.mark.slow

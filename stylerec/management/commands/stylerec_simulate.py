@@ -6,11 +6,13 @@ from django.core.management.base import BaseCommand, CommandError
 from stylerec.conf import conf
 from stylerec.events import events_ingest
 from stylerec.fitting import current_arms, preference_fit_full
-from stylerec.ml.simulate import make_shoppers
+from stylerec.ml.simulate import make_category_shoppers, make_shoppers
 from stylerec.models import Decision, Shopper
 from stylerec.serving.chooser import choose_images, seed_sampling
 from stylerec.serving.state import current_model
 from styletransfer.models import Style
+
+DEVICES, DEVICE_SHARE = ["desktop", "mobile"], [0.7, 0.3]
 
 
 class Command(BaseCommand):
@@ -22,10 +24,20 @@ class Command(BaseCommand):
         parser.add_argument("--page", type=int, default=12, help="Products per page view.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--keep", action="store_true", help="Keep the synthetic shoppers.")
+        parser.add_argument(
+            "--tastes",
+            choices=["shared", "category"],
+            default="shared",
+            help="shared: one taste per shopper; category: tastes that depend on the "
+            "product's category (the crowd's and each shopper's own).",
+        )
+        parser.add_argument(
+            "--against-blind",
+            action="store_true",
+            help="Then play the same tastes again with context-blind fits, and compare.",
+        )
 
-    def handle(self, *args, shoppers, rounds, page, seed, keep, **options):
-        rng = np.random.default_rng(seed)
-        seed_sampling(seed)  # the chooser's draws too: one seed, one run
+    def handle(self, *args, shoppers, rounds, page, seed, keep, tastes, against_blind, **options):
         if current_model() is None and preference_fit_full() is None:
             raise CommandError("No style has an embedding yet; start a render worker first.")
         arms = current_arms(current_model())
@@ -35,18 +47,59 @@ class Command(BaseCommand):
         embeddings = np.asarray(
             [Style.objects.get(slug=slug).embedding for slug in arms.slugs[1:]], dtype=np.float64
         )
-        taste = make_shoppers(embeddings, shoppers, rng)
         products = list(conf.product_model()._default_manager.all())
-        people = [Shopper.objects.create() for _ in range(shoppers)]
+        categories = sorted({str(getattr(p, "category", "")) for p in products})
+        category_of = {p.pk: categories.index(str(getattr(p, "category", ""))) for p in products}
+        rng = np.random.default_rng(seed)
+        if tastes == "category":
+            world = make_category_shoppers(embeddings, shoppers, len(categories), rng)
+            click_probability = world.click_probability
+        else:  # the same taste in every category
+            taste = make_shoppers(embeddings, shoppers, rng).click_probability
+            click_probability = np.repeat(taste[:, None], len(categories), axis=1)
+        device_of = rng.choice(len(DEVICES), shoppers, p=DEVICE_SHARE)
+        world_seed = int(rng.integers(2**31))
+        figures = self._play(
+            click_probability, device_of, products, category_of, arms, page, rounds,
+            world_seed, keep, with_context=True,
+        )  # fmt: skip
+        if against_blind:
+            self.stdout.write("context-blind fits, the same shoppers' tastes:")
+            blind = self._play(
+                click_probability, device_of, products, category_of, arms, page, rounds,
+                world_seed, keep, with_context=False,
+            )  # fmt: skip
+            last, last_blind = figures[-1], blind[-1]
+            self.stdout.write(
+                f"after {rounds * page} images per shopper: in context "
+                f"{last['expected'] / last['oracle']:.3f} of the oracle, "
+                f"{last['expected'] / last['uniform']:.2f}x uniform; context-blind "
+                f"{last_blind['expected'] / last_blind['oracle']:.3f} of the oracle, "
+                f"{last_blind['expected'] / last_blind['uniform']:.2f}x uniform"
+            )
+
+    def _play(
+        self, click_probability, device_of, products, category_of, arms, page, rounds, seed,
+        keep, *, with_context,
+    ) -> list[dict]:  # fmt: skip
+        rng = np.random.default_rng(seed)
+        seed_sampling(seed)  # the chooser's draws too: one seed, one run
+        if not with_context:  # start where the context-aware run started: from no fit
+            preference_fit_full(with_context=False)
+        people = [Shopper.objects.create() for _ in range(len(click_probability))]
         index = arms.index()
         self.stdout.write(
             f"{'round':>5} {'impr/shopper':>12} {'CTR':>7} {'expected':>8} {'oracle':>7} "
             f"{'uniform':>7} {'vs oracle':>9} {'vs uniform':>10}"
         )
+        rows = []
         try:
             for round_number in range(1, rounds + 1):
-                figures = self._round(people, products, page, taste, index, rng)
-                preference_fit_full()
+                figures = self._round(
+                    people, products, page, click_probability, device_of, category_of, index, rng
+                )
+                preference_fit_full(with_context=with_context)
+                rows.append(figures)
                 # "expected": the click probability of what was shown, free of click noise;
                 # the ratios use it, so a small run still says how close to the oracle it is.
                 self.stdout.write(
@@ -58,19 +111,24 @@ class Command(BaseCommand):
         finally:
             if not keep:
                 Shopper.objects.filter(pk__in=[p.pk for p in people]).delete()
+        return rows
 
-    def _round(self, people, products, page, taste, index, rng) -> dict:
+    def _round(
+        self, people, products, page, click_probability, device_of, category_of, index, rng
+    ) -> dict:
         clicks = expected = oracle = uniform = 0.0
         impressions = 0
         for row, shopper in enumerate(people):
             chosen = [products[i] for i in rng.choice(len(products), size=page, replace=False)]
-            shown = choose_images(shopper=shopper, products=chosen, context={"sim": True})
+            context = {"sim": True, "device": DEVICES[device_of[row]]}
+            shown = choose_images(shopper=shopper, products=chosen, context=context)
+            category = {str(p.pk): category_of[p.pk] for p in chosen}
             decisions = Decision.objects.filter(
                 pk__in=[s.decision_id for s in shown.values()]
             ).values_list("pk", "product_id", "candidates", "chosen")
             events = []
             for pk, product_id, candidates, chosen_arm in decisions:
-                probability = taste.click_probability[row]
+                probability = click_probability[row, category[product_id]]
                 candidate_p = probability[[index[c] for c in candidates]]
                 shown_p = probability[index[chosen_arm]]
                 impressions += 1

@@ -1,4 +1,8 @@
-"""Fitting preferences from the logs (worker side): full refits, incremental updates, evaluation."""
+"""Fitting preferences from the logs (worker side): full refits, incremental updates, evaluation.
+
+Full refits and updates stream the log into per-shopper statistics (`logs`); evaluation
+still reads its decisions whole (`load_logs`), with their candidates and propensities.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,17 @@ from django.utils import timezone
 
 from styletransfer.models import Style
 
-from .conf import conf
-from .events import reward_weight
-from .loop_settings import exploration_settings, loop_settings
-from .models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
-from .serving.state import LoadedModel, current_model, model_changed, preference_cached
+from ..conf import conf
+from ..events import reward_weight
+from ..loop_settings import exploration_settings, loop_settings
+from ..models import Event, PreferenceModel, ShopperProfile
+from ..serving.state import LoadedModel, current_model, model_changed
+from .logs import _decisions, context_levels, stream_statistics
+from .profiles import profiles_save
 
 logger = logging.getLogger(__name__)
+# A full fit caches the new profiles of the shoppers seen this recently: the likely next pages.
+_CACHE_RECENT_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -40,13 +48,6 @@ def _styles_with_embeddings() -> list[tuple[str, list[float]]]:
         .order_by("pk")
         .values_list("slug", "embedding")
     )
-
-
-def _decisions(since, shopper_ids=None):
-    decisions = Decision.objects.filter(created_at__gte=since)
-    if shopper_ids is not None:
-        decisions = decisions.filter(shopper_id__in=shopper_ids)
-    return decisions
 
 
 def _outcomes(decisions, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,12 +120,17 @@ def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = Fa
     return logs
 
 
-def preference_fit_full() -> PreferenceModel | None:
-    """Refit the style space, the population and every shopper; becomes the current model."""
+def preference_fit_full(*, with_context: bool = True) -> PreferenceModel | None:
+    """Refit the style space, the population and every shopper; becomes the current model.
+
+    Each decision counts in its context (category x device class) where that context is
+    busy enough to model (`logs.context_levels`); with none, or `with_context=False` (the
+    simulator's comparison), the fit is context-free.
+    """
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.em import fit_preferences
-    from .ml.preferences import PreferenceFit
-    from .ml.space import StyleSpace
+    from ..ml.context import fit_context_preferences
+    from ..ml.preferences import PreferenceFit
+    from ..ml.space import StyleSpace
 
     started = time.perf_counter()
     styles = _styles_with_embeddings()
@@ -135,25 +141,30 @@ def preference_fit_full() -> PreferenceModel | None:
     space = StyleSpace.fit(embeddings)
     arms = Arms(["original"] + [slug for slug, _ in styles], space.arm_features(embeddings))
     since = timezone.now() - timedelta(days=conf.FIT_LOOKBACK_DAYS)
-    logs = load_logs(arms, since=since)
-    if logs["id"].size:
-        fit = fit_preferences(logs["shopper"], logs["arm"], logs["reward"], arms.features)
-    else:
+    keys = context_levels(since=since) if with_context else []
+    stats = stream_statistics(arms.slugs, keys, since=since)
+    decisions = int(stats.count.sum())
+    payload = {"space": space.to_dict()}
+    if not stats.shoppers.size:
         fit = PreferenceFit.cold_start(space.n_features)
+    elif keys:
+        fit = fit_context_preferences(stats, arms.features, keys)
+        payload["context_model"] = fit.hyperparameters()
+    else:
+        fit = _context_free_fit(stats, arms.features)
+    del stats
     version = f"{timezone.now():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    payload.update(population=fit.population.to_dict(), noise_var=float(fit.noise_var))
     model = PreferenceModel.objects.create(
         version=version,
-        payload={
-            "space": space.to_dict(),
-            "population": fit.population.to_dict(),
-            "noise_var": float(fit.noise_var),
-        },
+        payload=payload,
         arms={slug: arms.features[i].tolist() for i, slug in enumerate(arms.slugs)},
         fit_seconds=0.0,
         shoppers=int(fit.shoppers.size),
-        decisions=int(logs["id"].size),
+        decisions=decisions,
     )
-    _save_profiles(fit, version)
+    recent = timezone.now() - timedelta(seconds=_CACHE_RECENT_SECONDS)
+    profiles_save(fit=fit, version=version, cache_only=_shoppers_since(recent))
     model.fit_seconds = time.perf_counter() - started
     model.save(update_fields=["fit_seconds"])
     model_changed()
@@ -167,10 +178,27 @@ def preference_fit_full() -> PreferenceModel | None:
     return model
 
 
+def _shoppers_since(since) -> set[int]:
+    return set(_decisions(since).values_list("shopper_id", flat=True).distinct().order_by())
+
+
+def _context_free_fit(stats, arm_features):
+    from ..ml.em import fit_counts
+
+    return fit_counts(
+        stats.shoppers,
+        stats.count.sum(axis=1),
+        stats.reward.sum(axis=1),
+        stats.reward_sq.sum(axis=1),
+        arm_features,
+    )
+
+
 def preference_update_recent(*, minutes: int = 10) -> int:
     """Refit the shoppers active in the last minutes under the current population."""
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.em import refit_shoppers
+    from ..ml.context import ContextFit, refit_context_shoppers
+    from ..ml.em import refit_counts
 
     model = current_model()
     if model is None:
@@ -185,13 +213,30 @@ def preference_update_recent(*, minutes: int = 10) -> int:
         return 0
     arms = current_arms(model)
     since = timezone.now() - timedelta(days=conf.FIT_LOOKBACK_DAYS)
-    logs = load_logs(arms, since=since, shopper_ids=shopper_ids)
-    if not logs["id"].size:
-        return 0
-    update = refit_shoppers(
-        base_fit(model), logs["shopper"], logs["arm"], logs["reward"], arms.features
+    hyperparameters = (
+        PreferenceModel.objects.filter(version=model.version)
+        .values_list("payload__context_model", flat=True)
+        .first()
     )
-    _save_profiles(update, model.version)
+    keys = list(getattr(model.population, "keys", ()))
+    stats = stream_statistics(arms.slugs, keys, since=since, shopper_ids=shopper_ids)
+    if not stats.shoppers.size:
+        return 0
+    if hyperparameters:
+        base = ContextFit.from_hyperparameters(
+            model.version, model.population, model.noise_var, hyperparameters
+        )
+        update = refit_context_shoppers(base, stats, arms.features)
+    else:
+        update = refit_counts(
+            base_fit(model),
+            stats.shoppers,
+            stats.count.sum(axis=1),
+            stats.reward.sum(axis=1),
+            stats.reward_sq.sum(axis=1),
+            arms.features,
+        )
+    profiles_save(fit=update, version=model.version)
     return int(update.shoppers.size)
 
 
@@ -208,7 +253,7 @@ def current_arms(model: LoadedModel) -> Arms:
 def base_fit(model: LoadedModel, *, with_shoppers: bool = False):
     """The PreferenceFit of the current model (population only, or with every profile)."""
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.preferences import Preference, PreferenceFit
+    from ..ml.preferences import Preference, PreferenceFit
 
     d = model.population.mean.size
     shoppers, means, covs, counts = [], [], [], []
@@ -233,33 +278,6 @@ def base_fit(model: LoadedModel, *, with_shoppers: bool = False):
     )
 
 
-def _save_profiles(fit, version: str) -> None:
-    existing = set(
-        Shopper.objects.filter(pk__in=fit.shoppers.tolist()).values_list("pk", flat=True)
-    )
-    batch = []
-    for row, (shopper_id, preference) in enumerate(fit.items()):
-        if shopper_id not in existing:  # forgotten since the logs were read
-            continue
-        data = preference.to_bytes()
-        batch.append(
-            ShopperProfile(
-                shopper_id=shopper_id,
-                model_version=version,
-                preference=data,
-                decisions=float(fit.decisions[row]),
-            )
-        )
-        preference_cached(version, shopper_id, data)
-    ShopperProfile.objects.bulk_create(
-        batch,
-        update_conflicts=True,
-        unique_fields=["shopper"],
-        update_fields=["model_version", "preference", "decisions", "updated_at"],
-        batch_size=2000,
-    )
-
-
 def evaluate_current(
     *, days: int | None = None, holdout: float = 0.3, seed: int = 0
 ) -> dict | None:
@@ -269,7 +287,7 @@ def evaluate_current(
     share, which they never saw: scoring a fit on its own training data flatters it.
     """
     # stylerec.ml: loaded by the worker when it fits, not at start-up.
-    from .ml.evaluate import LoggedDecisions, evaluate_holdout
+    from ..ml.evaluate import LoggedDecisions, evaluate_holdout
 
     model = current_model()
     if model is None:

@@ -1,0 +1,320 @@
+"""Reading the decision log into per-shopper sufficient statistics, in chunks.
+
+Memory is bounded by shoppers x context levels x arms, never by the number of decisions:
+on PostgreSQL a server-side cursor hands over the log packed in buckets of decisions, each
+added up with numpy; other databases (the embedded SQLite) read it in ORM chunks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Min
+
+from ..conf import conf
+from ..events import VALUED, reward_weight
+from ..models import Decision, Event
+
+# Context levels a fit models: the busiest (category, device class) pairs with at least
+# this many decisions, at most this many; the rest share one pooled level.
+MAX_CONTEXTS = 12
+MIN_CONTEXT_DECISIONS = 200
+_ORM_CHUNK = 2_000
+BUCKET_BITS = 16  # the PostgreSQL reader's buckets: 65,536 decision ids, ~1.8 MB each
+# A decision and an event as the PostgreSQL reader packs them (`_log_query`); times in
+# seconds since the epoch.
+_DECISION = np.dtype(
+    [("id", ">i8"), ("shopper", ">i8"), ("arm", ">i4"), ("level", ">i4"), ("created", ">f8")]
+)
+# An event's value is NaN when it carries none.
+_EVENT = np.dtype([("decision", ">i8"), ("kind", ">i4"), ("occurred", ">f8"), ("value", ">f8")])
+
+
+def _decisions(since, shopper_ids=None):
+    decisions = Decision.objects.filter(created_at__gte=since)
+    if shopper_ids is not None:
+        decisions = decisions.filter(shopper_id__in=shopper_ids)
+    return decisions
+
+
+def context_levels(*, since) -> list[str]:
+    """Keys (`context_key`) of the contexts the next fit models, busiest first."""
+    from ..ml.preferences import context_key
+
+    rows = (
+        _decisions(since)
+        .values("context__category", "context__device")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: Counter[str] = Counter()
+    for row in rows:
+        counts[context_key(row["context__category"], row["context__device"])] += row["n"]
+    busiest = [key for key, n in counts.most_common(MAX_CONTEXTS) if n >= MIN_CONTEXT_DECISIONS]
+    return busiest
+
+
+class _Accumulator:
+    """Adds decisions up per (shopper, level, arm); keeps per shopper whether any of its
+    decisions was reported seen (an impression) or acted on."""
+
+    def __init__(self, shoppers: np.ndarray, n_levels: int, n_arms: int) -> None:
+        self.shoppers = shoppers
+        self.shape = (shoppers.size, n_levels, n_arms)
+        self.count_all = np.zeros(self.shape, np.float32)
+        self.count_acted = np.zeros(self.shape, np.float32)
+        self.reward = np.zeros(self.shape, np.float32)
+        self.reward_sq = np.zeros(self.shape, np.float32)
+        self.impressed = np.zeros(shoppers.size, bool)
+        self.acted = np.zeros(shoppers.size, bool)
+
+    def add(self, shopper, arm, level, reward, impressed) -> None:
+        row = np.searchsorted(self.shoppers, shopper)
+        known = (row < self.shoppers.size) & (arm >= 0)
+        known[known] = self.shoppers[row[known]] == shopper[known]
+        row, arm, level = row[known], arm[known], level[known]
+        reward, impressed = reward[known], impressed[known]
+        acted = impressed | (reward > 0)
+        n_levels, n_arms = self.shape[1:]
+        cells, where = np.unique((row * n_levels + level) * n_arms + arm, return_inverse=True)
+        for target, values in (
+            (self.count_all, np.ones(where.size)),
+            (self.count_acted, acted.astype(float)),
+            (self.reward, reward),
+            (self.reward_sq, reward * reward),
+        ):
+            target.reshape(-1)[cells] += np.bincount(where, weights=values, minlength=cells.size)
+        self.impressed[row[impressed]] = True
+        self.acted[row[acted]] = True
+
+    def statistics(self):
+        """Only decisions that say something about taste (`fitting._seen`): a shopper whose
+        client reports impressions is judged on those it reported or acted on; one that never
+        reports is judged on all it was shown, once it acted at all; the rest are dropped."""
+        from ..ml.context import ContextStatistics
+
+        count = self.count_all
+        count[self.impressed] = self.count_acted[self.impressed]
+        del self.count_acted
+        keep = np.flatnonzero(self.acted)
+        return ContextStatistics(
+            self.shoppers[keep],
+            _compact(count, keep),
+            _compact(self.reward, keep),
+            _compact(self.reward_sq, keep),
+        )
+
+
+def _compact(values: np.ndarray, keep: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """values[keep] for ascending `keep`, written over the front of `values` a chunk at a
+    time (a source row is never before its destination), so no second copy is made."""
+    for start in range(0, keep.size, chunk):
+        rows = keep[start : start + chunk]
+        values[start : start + rows.size] = values[rows]
+    return values[: keep.size]
+
+
+def stream_statistics(arm_slugs: list[str], keys: list[str], *, since, shopper_ids=None):
+    """ContextStatistics of the decisions since `since` (of `shopper_ids` only, if given),
+    levels 0..K-1 the `keys`, K the pooled rest; arms by position in `arm_slugs`."""
+    decisions = _decisions(since, shopper_ids)
+    shoppers = np.fromiter(
+        decisions.order_by("shopper_id").values_list("shopper_id", flat=True).distinct(),
+        dtype=np.int64,
+    )
+    accumulator = _Accumulator(shoppers, len(keys) + 1, len(arm_slugs))
+    if shoppers.size:
+        if connection.vendor == "postgresql":
+            _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids)
+        else:
+            _orm_into(accumulator, decisions, arm_slugs, keys)
+    return accumulator.statistics()
+
+
+def _log_query(arm_slugs, keys, since, shopper_ids, id_range):
+    """One row per bucket of 2^BUCKET_BITS decision ids (one bucket for `shopper_ids`): its
+    decisions and its events, each packed big-endian (`_DECISION`, `_EVENT`), so the client
+    unpacks a bucket with one numpy call instead of one Python call per row. Each bucket is
+    two index range scans, computed when the cursor asks for it, in a few MB: PostgreSQL
+    neither sorts the log nor joins it (the join, the reward window and the distinct kinds
+    are numpy's, `_outcomes_of`)."""
+    decision, event = Decision._meta.db_table, Event._meta.db_table
+    if shopper_ids is None:
+        buckets = (
+            "SELECT g << %(bits)s AS lo, (g + 1) << %(bits)s AS hi"
+            " FROM generate_series(%(first)s::int8 >> %(bits)s, %(last)s::int8 >> %(bits)s) g"
+        )
+        of_events = "e.decision_id >= b.lo AND e.decision_id < b.hi"
+        of_decisions = ""
+    else:
+        buckets = "SELECT %(first)s::int8 AS lo, %(last)s::int8 + 1 AS hi"
+        of_events = (
+            f"e.decision_id IN (SELECT id FROM {decision} WHERE shopper_id = ANY(%(shoppers)s))"
+        )
+        of_decisions = "AND d.shopper_id = ANY(%(shoppers)s)"
+    # array_position: 1-based, NULL when absent (-1: an arm no longer known; K: pooled level).
+    sql = f"""
+        SELECT (
+          SELECT string_agg(
+              int8send(d.id) || int8send(d.shopper_id::int8)
+              || int4send(COALESCE(array_position(%(arms)s::text[], d.chosen::text) - 1, -1))
+              || int4send(COALESCE(array_position(%(keys)s::text[],
+                     COALESCE(d.context->>'category', '') || '|' ||
+                     COALESCE(d.context->>'device', '')) - 1, %(pooled)s))
+              || float8send(date_part('epoch', d.created_at)), ''::bytea)
+          FROM {decision} d
+          WHERE d.id >= b.lo AND d.id < b.hi AND d.created_at >= %(since)s {of_decisions}
+        ), (
+          SELECT string_agg(
+              int8send(e.decision_id)
+              || int4send(array_position(%(kinds)s::text[], e.kind::text) - 1)
+              || float8send(date_part('epoch', e.occurred_at))
+              || float8send(COALESCE(e.value::float8, 'NaN'::float8)), ''::bytea)
+          FROM {event} e
+          WHERE {of_events} AND e.kind = ANY(%(kinds)s)
+        ) FROM ({buckets}) b
+    """
+    params = {
+        "bits": BUCKET_BITS,
+        "first": id_range[0],
+        "last": id_range[1],
+        "arms": list(arm_slugs),
+        "keys": list(keys),
+        "pooled": len(keys),
+        "kinds": _kinds(),
+        "since": since,
+    }
+    if shopper_ids is not None:
+        params["shoppers"] = list(shopper_ids)
+    return sql, params
+
+
+def _kinds() -> list[str]:
+    """Event kinds the fit reads, by code: the rewarded ones, then impressions."""
+    return [str(kind) for kind in conf.REWARD_WEIGHTS] + [str(Event.Kind.IMPRESSION)]
+
+
+def _outcomes_of(decisions: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per decision: the reward (weights summed over the distinct kinds whose first event
+    falls within the reward window) and whether an impression was reported in it."""
+    order = np.argsort(decisions["id"])
+    ids = decisions["id"][order]
+    kinds = _kinds()
+    reward, impressed = np.zeros(ids.size), np.zeros(ids.size, bool)
+    if not events.size or not ids.size:
+        return reward, impressed
+    at = np.minimum(np.searchsorted(ids, events["decision"]), ids.size - 1)
+    valid = ids[at] == events["decision"]
+    valid &= events["occurred"] <= decisions["created"][order][at] + conf.REWARD_WINDOW
+    weights = np.array([*map(float, conf.REWARD_WEIGHTS.values()), 0.0])
+    pairs, first = np.unique(at[valid] * len(kinds) + events["kind"][valid], return_inverse=True)
+    row, kind = pairs // len(kinds), pairs % len(kinds)
+    factors = _value_factors(kinds, kind, events["value"][valid], first)
+    np.add.at(reward, row, weights[kind] * factors)
+    impressed[row[kind == len(kinds) - 1]] = True
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    return reward[back], impressed[back]
+
+
+def _value_factors(kinds, kind, values, pair_of_event) -> np.ndarray:
+    """Per (decision, kind) pair: value / REWARD_VALUE_UNIT of its largest valued event where
+    REWARD_BY_VALUE weights that kind (events.reward_weight, vectorised), else 1."""
+    factors = np.ones(kind.size)
+    if not conf.REWARD_BY_VALUE:
+        return factors
+    largest = np.full(kind.size, -np.inf)
+    np.maximum.at(largest, pair_of_event, np.where(np.isnan(values), -np.inf, values))
+    valued = np.isin(kind, [kinds.index(k) for k in VALUED if k in kinds]) & np.isfinite(largest)
+    factors[valued] = largest[valued] / conf.REWARD_VALUE_UNIT
+    return factors
+
+
+def _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
+    """A server-side cursor, a bucket or two at a time: memory stays at a few buckets."""
+    id_range = _decisions(since, shopper_ids).aggregate(first=Min("id"), last=Max("id"))
+    if id_range["first"] is None:
+        return
+    sql, params = _log_query(
+        arm_slugs, keys, since, shopper_ids, (id_range["first"], id_range["last"])
+    )
+    connection.ensure_connection()
+    # A named cursor lives in a transaction. Each bucket is small: JIT compiling and parallel
+    # workers cost more than they save (the JIT alone took seconds at 1M decisions).
+    with (
+        transaction.atomic(using=connection.alias),
+        connection.connection.cursor(name="stylerec_fit_log", binary=True) as cursor,
+    ):
+        cursor.connection.execute("SET LOCAL jit = off")
+        cursor.connection.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cursor.itersize = 1
+        cursor.execute(sql, params)
+        for packed_decisions, packed_events in cursor:
+            if packed_decisions is None:  # a bucket with no decision in the window
+                continue
+            decisions = np.frombuffer(packed_decisions, dtype=_DECISION)
+            events = np.frombuffer(packed_events or b"", dtype=_EVENT)
+            reward, impressed = _outcomes_of(decisions, events)
+            accumulator.add(
+                decisions["shopper"].astype(np.int64),
+                decisions["arm"].astype(np.int64),
+                decisions["level"].astype(np.int64),
+                reward,
+                impressed,
+            )
+
+
+def _orm_into(accumulator, decisions, arm_slugs, keys) -> None:
+    from ..ml.preferences import context_key
+
+    arm_index = {slug: i for i, slug in enumerate(arm_slugs)}
+    level_index = {key: i for i, key in enumerate(keys)}
+    weights = conf.REWARD_WEIGHTS
+    rows = decisions.order_by("id").values_list("id", "shopper_id", "chosen", "context")
+    chunk: list[tuple] = []
+    for row in rows.iterator(chunk_size=_ORM_CHUNK):
+        chunk.append(row)
+        if len(chunk) == _ORM_CHUNK:
+            _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key)
+            chunk = []
+    if chunk:
+        _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key)
+
+
+def _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key) -> None:
+    ids = [row[0] for row in chunk]
+    position = {decision_id: i for i, decision_id in enumerate(ids)}
+    reward, impressed = np.zeros(len(chunk)), np.zeros(len(chunk), bool)
+    events = (
+        Event.objects.filter(
+            decision_id__in=ids,
+            kind__in=[*weights, Event.Kind.IMPRESSION],
+            occurred_at__lte=F("decision__created_at") + timedelta(seconds=conf.REWARD_WINDOW),
+        )
+        .values_list("decision_id", "kind")
+        .annotate(value=Max("value"))
+        .order_by()
+    )
+    for decision_id, kind, value in events:
+        if kind == Event.Kind.IMPRESSION:
+            impressed[position[decision_id]] = True
+        else:
+            reward[position[decision_id]] += reward_weight(kind, value)
+    pooled = len(level_index)
+    contexts = [row[3] if isinstance(row[3], dict) else {} for row in chunk]
+    accumulator.add(
+        np.array([row[1] for row in chunk], dtype=np.int64),
+        np.array([arm_index.get(row[2], -1) for row in chunk], dtype=np.int64),
+        np.array(
+            [
+                level_index.get(context_key(c.get("category"), c.get("device")), pooled)
+                for c in contexts
+            ],
+            dtype=np.int64,
+        ),
+        reward,
+        impressed,
+    )

@@ -1,0 +1,199 @@
+"""The full refit streams the log: same statistics as the rows it read before, on real
+PostgreSQL; decisions count in their context, and the chooser serves each context its style."""
+
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from stylerec.fitting import Arms, load_logs, preference_fit_full, preference_update_recent
+from stylerec.fitting import logs as fit_logs
+from stylerec.ml.preferences import ContextPopulation, ContextualPreference
+from stylerec.models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
+from stylerec.serving import state
+from stylerec.serving.chooser import choose_images
+
+from .helpers import STYLE_SLUGS, add_category
+
+pytestmark = pytest.mark.django_db
+ARMS = ["original", *STYLE_SLUGS]
+
+
+def _decision(shopper, chosen, context, *kinds, late=False):
+    made = Decision.objects.create(
+        shopper=shopper,
+        product_id="1",
+        candidates=ARMS,
+        probabilities=[0.25] * 4,
+        chosen=chosen,
+        propensity=0.25,
+        model_version="t",
+        policy="uniform",
+        context=context,
+    )
+    for second, kind in enumerate(kinds):  # a repeated kind counts once
+        Event.objects.create(
+            shopper=shopper,
+            kind=kind,
+            decision=made,
+            product_id="1",
+            occurred_at=made.created_at + timedelta(days=2 if late else 0, seconds=second),
+        )
+    return made
+
+
+@pytest.fixture
+def mixed_logs(shop):
+    """Beacon, no-JS and crawler shoppers; rewards in and out of the window; arms no longer
+    known; contexts modelled, pooled and missing."""
+    rng = random.Random(4)
+    hoodies, drinks = {"category": "Hoodies", "device": "mobile"}, {"category": "Drinks"}
+    crawler, beacon, no_js = (Shopper.objects.create() for _ in range(3))  # the first is dropped
+    for _ in range(40):
+        arm = rng.choice(ARMS + ["retired-style"])
+        context = rng.choice([hoodies, drinks, {}, {"category": "Rare", "device": "tablet"}])
+        _decision(crawler, arm, context)
+        _decision(beacon, arm, context, *rng.choice([[], ["impression"], ["impression", "click"]]))
+        _decision(beacon, arm, context, "click", "add_to_cart", "click")
+        _decision(no_js, arm, context, *rng.choice([[], ["click"], ["purchase"]]))
+        _decision(no_js, arm, context, "click", late=True)
+    return ["Hoodies|mobile", "Drinks|"]
+
+
+def _since():
+    return timezone.now() - timedelta(days=1)
+
+
+def test_streamed_statistics_are_the_rows_the_fit_read_before(mixed_logs):
+    keys = mixed_logs
+    streamed = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    rows = load_logs(Arms(ARMS, np.eye(4)), since=_since())
+    shoppers, row = np.unique(rows["shopper"], return_inverse=True)
+    count = np.zeros((shoppers.size, len(ARMS)))
+    reward = np.zeros((shoppers.size, len(ARMS)))
+    np.add.at(count, (row, rows["arm"]), 1)
+    np.add.at(reward, (row, rows["arm"]), rows["reward"])
+    np.testing.assert_array_equal(streamed.shoppers, shoppers)
+    np.testing.assert_allclose(streamed.count.sum(axis=1), count)
+    np.testing.assert_allclose(streamed.reward.sum(axis=1), reward)
+    assert streamed.count.shape[1] == len(keys) + 1
+    assert streamed.count[:, 0].sum() > 0 and streamed.count[:, 2].sum() > 0  # modelled, pooled
+
+
+def test_postgresql_and_orm_readers_add_up_the_same(mixed_logs):
+    keys = mixed_logs
+    via_copy = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    decisions = fit_logs._decisions(_since())
+    shoppers = np.array(sorted(set(decisions.values_list("shopper_id", flat=True))))
+    accumulator = fit_logs._Accumulator(shoppers, len(keys) + 1, len(ARMS))
+    fit_logs._orm_into(accumulator, decisions, ARMS, keys)
+    via_orm = accumulator.statistics()
+    np.testing.assert_array_equal(via_copy.shoppers, via_orm.shoppers)
+    for name in ("count", "reward", "reward_sq"):
+        np.testing.assert_allclose(getattr(via_copy, name), getattr(via_orm, name))
+
+
+def test_the_log_is_read_bucket_by_bucket(mixed_logs, monkeypatch):
+    whole = fit_logs.stream_statistics(ARMS, mixed_logs, since=_since())
+    monkeypatch.setattr(fit_logs, "BUCKET_BITS", 2)  # four decision ids a bucket
+    buckets = []
+    add = fit_logs._Accumulator.add
+    monkeypatch.setattr(
+        fit_logs._Accumulator, "add", lambda self, *a: (buckets.append(a[0].size), add(self, *a))
+    )
+    pieces = fit_logs.stream_statistics(ARMS, mixed_logs, since=_since())
+    assert len(buckets) > 40 and max(buckets) <= 4
+    for name in ("count", "reward", "reward_sq"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(pieces, name))
+
+
+def test_a_fit_in_context_serves_each_category_the_style_clicked_there(shop):
+    """Crowd and shopper click "sun" on hoodies and the original on cups; the fit learns
+    both and the chooser, given each product's category, follows."""
+    hoodies = add_category(shop, "Hoodies", 3)
+    cups = shop["products"]
+    rng = np.random.default_rng(0)
+    people = [Shopper.objects.create() for _ in range(30)]
+    for shopper in people:
+        for _ in range(24):
+            category = "Hoodies" if rng.random() < 0.5 else "Cups"
+            arm = ARMS[rng.integers(len(ARMS))]
+            liked = "sun" if category == "Hoodies" else "original"
+            click = rng.random() < (0.5 if arm == liked else 0.03)
+            context = {"category": category, "device": "desktop"}
+            _decision(shopper, arm, context, "impression", *(["click"] if click else []))
+    model = preference_fit_full()
+    assert set(model.payload["population"]["contexts"]["keys"]) == {
+        "Hoodies|desktop",
+        "Cups|desktop",
+    }
+    loaded = state.current_model()
+    assert isinstance(loaded.population, ContextPopulation)
+    profile = ShopperProfile.objects.get(shopper=people[0])
+    assert isinstance(state.shopper_preference(loaded, people[0].pk), ContextualPreference)
+    assert profile.model_version == model.version
+
+    newcomer = Shopper.objects.create()
+    shown = [
+        choose_images(shopper=who, products=hoodies + cups, context={"device": "desktop"})
+        for who in [people[0], newcomer]
+        for _ in range(5)
+    ]
+    decisions = Decision.objects.filter(
+        pk__in=[s.decision_id for page in shown for s in page.values()]
+    )
+    hoodie_ids = {str(p.pk) for p in hoodies}
+    for decision in decisions:
+        best = decision.candidates[int(np.argmax(decision.probabilities))]
+        expected = "sun" if decision.product_id in hoodie_ids else "original"
+        assert best == expected, (decision.product_id, decision.candidates, decision.probabilities)
+        assert decision.context["category"] in ("Hoodies", "Cups")
+
+
+def test_an_update_refits_recent_shoppers_in_context(shop):
+    people = [Shopper.objects.create() for _ in range(20)]
+    for shopper in people:
+        for index in range(24):
+            context = {"category": ["Hoodies", "Cups"][index % 2], "device": "desktop"}
+            _decision(shopper, ARMS[index % 4], context, "impression")
+    model = preference_fit_full()
+    assert "context_model" in model.payload
+    late = people[0]
+    before = bytes(ShopperProfile.objects.get(shopper=late).preference)
+    for _ in range(12):
+        _decision(late, "sun", {"category": "Hoodies", "device": "desktop"}, "impression", "click")
+    assert preference_update_recent(minutes=5) == 20  # everyone's events are recent here
+    after = ShopperProfile.objects.get(shopper=late)
+    assert after.model_version == model.version and bytes(after.preference) != before
+    preference = state.shopper_preference(state.current_model(), late.pk)
+    assert isinstance(preference, ContextualPreference)
+    assert PreferenceModel.objects.count() == 1, "an update keeps the population"
+
+
+def test_valued_rewards_are_read_alike_by_every_reader(mixed_logs, settings):
+    rng = random.Random(9)
+    for event in Event.objects.filter(kind__in=["add_to_cart", "purchase"]):
+        event.value = Decimal(rng.choice(["0", "5", "12.50", "80"]))
+        event.save(update_fields=["value"])
+    keys = mixed_logs
+    plain = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    settings.STYLEREC = {**settings.STYLEREC, "REWARD_BY_VALUE": True, "REWARD_VALUE_UNIT": 10}
+    streamed = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    assert not np.allclose(streamed.reward, plain.reward), "the values weigh the rewards"
+
+    rows = load_logs(Arms(ARMS, np.eye(4)), since=_since())
+    shoppers, row = np.unique(rows["shopper"], return_inverse=True)
+    reward = np.zeros((shoppers.size, len(ARMS)))
+    np.add.at(reward, (row, rows["arm"]), rows["reward"])
+    np.testing.assert_allclose(streamed.reward.sum(axis=1), reward)
+
+    decisions = fit_logs._decisions(_since())
+    everyone = np.array(sorted(set(decisions.values_list("shopper_id", flat=True))))
+    accumulator = fit_logs._Accumulator(everyone, len(keys) + 1, len(ARMS))
+    fit_logs._orm_into(accumulator, decisions, ARMS, keys)
+    via_orm = accumulator.statistics()
+    for name in ("count", "reward", "reward_sq"):
+        np.testing.assert_allclose(getattr(streamed, name), getattr(via_orm, name))
