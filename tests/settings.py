@@ -7,3 +7,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testshop"]  # noqa: F405
 # No control group unless a test asks for one (tests/stylerec/test_control.py): which shoppers
 # fall in it depends on their ids, and the loop's tests need every shopper personalized.
 STYLEREC = {**STYLEREC, "CONTROL_SHARE": 0.0}  # noqa: F405
+
+# Onboarding tunes a decoder for minutes on a CPU: only the tests about it turn it on
+# (tests/styletransfer/test_onboarding.py), so other workers' queues hold only renders.
+STYLETRANSFER = {**STYLETRANSFER, "ONBOARD_STYLES": False}  # noqa: F405

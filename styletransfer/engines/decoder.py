@@ -42,6 +42,7 @@ class Decoder(nn.Module):
     def __init__(self, arch: dict[str, Any] | None = None) -> None:
         super().__init__()
         arch = arch or ARCH
+        self.arch = arch
         stages = arch["stages"]
         self.input_scale = float(arch["input_scale"])
         layers: list[nn.Module] = []
