@@ -9,5 +9,5 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testshop"]  # noqa: F405
 STYLEREC = {**STYLEREC, "CONTROL_SHARE": 0.0}  # noqa: F405
 
 # Onboarding tunes a decoder for minutes on a CPU: only the tests about it turn it on
-# (tests/styletransfer/test_onboarding.py), so other workers' queues hold only renders.
+# (tests/styletransfer/test_onboarding.py), whatever STYLETRANSFER_ONBOARD_STYLES says.
 STYLETRANSFER = {**STYLETRANSFER, "ONBOARD_STYLES": False}  # noqa: F405

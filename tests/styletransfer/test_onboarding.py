@@ -3,7 +3,7 @@
 import pytest
 from django.core.files.storage import default_storage
 
-from styletransfer import adapters, services, tasks
+from styletransfer import adapters, rendering, services, tasks
 from styletransfer.engines import WeightsError
 from styletransfer.engines.engine import get_engine
 from styletransfer.models import Rendition, Style
@@ -62,6 +62,9 @@ def test_an_onboarded_adapter_supersedes_the_renditions_made_before_it(
     assert default_storage.exists(adapters.storage_name(style.adapter_sha256))
     after = services.rendition_request(source=source, style=style)
     assert after.params_hash == style.params_hash != before.params_hash
+    get_engine("feedforward", "cpu").adapters.forget(style.adapter_sha256)  # another worker
+    rendered = rendering.rendition_render(rendition_id=after.pk)
+    assert rendered.status == "ready", rendered.error  # the adapter fetched from storage
     assert tasks.onboard_style(style.pk) == "skipped"  # a redelivered message tunes nothing
 
 
