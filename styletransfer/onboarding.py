@@ -77,7 +77,7 @@ def style_onboard(*, style_id: int, device: str | None = None) -> Onboarded | No
 def _catalogue_photos(count: int) -> list:
     """The primary photos of the first `count` products that can be read."""
     photos = []
-    for product in conf.product_model()._default_manager.order_by("pk")[:count]:
+    for product in conf.live_products().order_by("pk")[:count]:
         images = conf.product_images(product)
         if not images:
             continue
