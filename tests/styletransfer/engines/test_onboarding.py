@@ -1,5 +1,8 @@
 """Style onboarding with the real decoder and VGG: it tunes, is stored once, refuses tampering."""
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,8 +134,12 @@ def test_cli_onboard_is_cached_by_content_and_render_uses_it(tmp_path, monkeypat
 
     adapter_file = next((tmp_path / "adapters").glob("*.pt"))
     adapter_file.write_bytes(adapter_file.read_bytes()[:-100])  # torn or tampered
-    assert cli.main([*render[:-1], str(tmp_path / "again.png")]) == cli.EXIT_WEIGHTS
-    assert "altered" in capsys.readouterr().err
+    # a new process, as a user runs it (this one keeps the verified weights it loaded)
+    env = dict(os.environ, STYLETRANSFER_ADAPTER_DIR=str(tmp_path / "adapters"))
+    command = [sys.executable, "-m", "styletransfer", *render[:-1], str(tmp_path / "again.png")]
+    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert refused.returncode == cli.EXIT_WEIGHTS
+    assert "altered" in refused.stderr and "onboard" in refused.stderr
     assert cli.main([*onboard, "--steps", "2", "--quiet"]) == cli.EXIT_OK
     captured = capsys.readouterr()
     assert "tuning it again" in captured.err and "onboarded" in captured.out
