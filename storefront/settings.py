@@ -203,6 +203,9 @@ if _throttle_rates:
 STYLETRANSFER = {
     "PRODUCT_MODEL": "storefront.Product",
     "PRODUCT_IMAGE_FIELD": "image",
+    # The demo's seven styles are the decoder's own training paintings, and on a CPU their
+    # onboarding would hold the local worker for about an hour before the catalogue renders.
+    "ONBOARD_STYLES": env_bool("STYLETRANSFER_ONBOARD_STYLES"),
 }
 STYLEREC = {
     "PRODUCT_MODEL": "storefront.Product",

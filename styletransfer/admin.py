@@ -4,8 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -15,6 +15,9 @@ from .conf import conf
 from .models import Rendition, Style, WebImageFormField, engine_choices
 
 PREVIEW_PRODUCTS = 4
+# The fast engine's style loss may be this many times the slow one's before the preview warns
+# (issue 15's target for feedforward against optimize).
+QUALITY_TARGET = 1.5
 THUMB = (
     '<img src="{}" alt="" style="width:{}px;height:{}px;object-fit:cover;border-radius:6px;'
     'background:#f2f2f4">'
@@ -53,7 +56,7 @@ class StyleAdmin(admin.ModelAdmin):
     list_filter = ["active", "engine", "mode"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["thumbnail", "version", "embedding_state"]
+    readonly_fields = ["thumbnail", "version", "embedding_state", "onboarding"]
     actions = ["activate", "deactivate", "retry_failed"]
     fieldsets = [
         (
@@ -61,7 +64,7 @@ class StyleAdmin(admin.ModelAdmin):
             {"fields": ["name", "slug", "description", "reference_image", "thumbnail", "active"]},
         ),
         ("Rendering", {"fields": list(Style.RENDER_FIELDS)}),
-        ("State", {"fields": ["version", "embedding_state"]}),
+        ("State", {"fields": ["version", "embedding_state", "onboarding"]}),
     ]
 
     def get_queryset(self, request):
@@ -108,6 +111,17 @@ class StyleAdmin(admin.ModelAdmin):
             return f"{len(style.embedding)} numbers, up to date"
         return "being computed by a render worker"
 
+    @admin.display(description="Onboarding")
+    def onboarding(self, style: Style) -> str:
+        if style.onboarding_reference != style.reference_hash or not style.onboarding_state:
+            return "not onboarded for this reference image"
+        if style.onboarding_state == "failed":
+            return f"failed: {style.onboarding_error}"
+        if style.onboarding_state != "ready":
+            return f"{style.onboarding_state} on a render worker"
+        ratio = (style.quality or {}).get("ratio")
+        return f"ready: feedforward style loss {ratio}x the optimize engine's (see the preview)"
+
     @admin.action(description="Activate: render for the whole catalogue and show to shoppers")
     def activate(self, request, queryset):
         for style in queryset:
@@ -131,9 +145,27 @@ class StyleAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)
+        switch = self.admin_site.admin_view(self.switch_engine_view)
         return [
             path("<int:style_id>/preview/", preview, name="styletransfer_style_preview"),
+            path("<int:style_id>/engine/", switch, name="styletransfer_style_engine"),
         ] + super().get_urls()
+
+    def switch_engine_view(self, request: HttpRequest, style_id: int) -> HttpResponse:
+        """POST engine=<name>: the preview's offer to render with the other engine."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        style = get_object_or_404(Style, pk=style_id)
+        if not self.has_change_permission(request, style):
+            raise PermissionDenied
+        engine = request.POST.get("engine", "")
+        if engine not in ("optimize", "feedforward"):
+            self.message_user(request, "Choose the optimize or the feedforward engine.", "error")
+        else:
+            style.engine = engine
+            services.style_save(style=style)
+            self.message_user(request, f"{style.name} now renders with the {engine} engine.")
+        return redirect("admin:styletransfer_style_preview", style.pk)
 
     def preview_view(self, request: HttpRequest, style_id: int) -> HttpResponse:
         """Render a few products in this style, active or not, beside the originals."""
@@ -162,9 +194,39 @@ class StyleAdmin(admin.ModelAdmin):
             "style": style,
             "pairs": pairs,
             "waiting": waiting,
+            "quality": quality_summary(style),
+            "can_change": self.has_change_permission(request, style),
             "title": f"Preview of {style.name}",
         }
         return TemplateResponse(request, "admin/styletransfer/style/preview.html", context)
+
+
+def quality_summary(style: Style) -> dict | None:
+    """The onboarding's figures for the preview, with the verdict against QUALITY_TARGET."""
+    figures = style.quality
+    if not figures or style.onboarding_reference != style.reference_hash:
+        return None
+    ratio = figures.get("ratio")
+    rows = []
+    for key, label in (
+        ("feedforward", "feedforward (onboarded)"),
+        ("feedforward_base", "feedforward (shipped decoder)"),
+        ("optimize", "optimize"),
+    ):
+        row = figures.get(key) or {}
+        style_loss, content = row.get("style_loss"), row.get("content_change")
+        rows.append({"engine": label, "style_loss": style_loss, "content": content})
+    return {
+        "rows": rows,
+        "ratio": ratio,
+        "worst_ratio": figures.get("worst_ratio"),
+        "base_ratio": figures.get("base_ratio"),
+        "samples": figures.get("samples"),
+        "size": figures.get("size"),
+        "target": QUALITY_TARGET,
+        "falls_short": ratio is not None and ratio > QUALITY_TARGET,
+        "other_engine": "optimize" if style.engine == "feedforward" else "feedforward",
+    }
 
 
 @admin.register(Rendition)

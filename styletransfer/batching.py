@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import rendering
+from . import adapters, rendering
 from .conf import conf
 from .engines.engine import Engine, get_engine
 from .engines.errors import EngineError, InputImageError, OutOfMemory
@@ -99,6 +99,7 @@ def _render_style(renditions: list[Rendition], device: str | None, outcome: Batc
         params.validate()
         reference = rendering._open_stored(style.reference_image.name)
         engine = get_engine(style.engine, device or conf.DEVICE)
+        adapters.adapter_ensure_local(engine, params.adapter)
     except OutOfMemory:
         _release_out_of_memory(renditions, outcome)
         return

@@ -123,6 +123,16 @@ DEFAULTS: dict[str, Any] = {
     "RENDER_IO_THREADS": None,
     # "cuda", "cpu" or None (cuda when present).
     "DEVICE": None,
+    # Onboarding: when a style is created or its reference image changes, a render worker
+    # tunes the feedforward decoder to it (at most ONBOARDING_STEPS steps or
+    # ONBOARDING_MINUTES), stores the adapter under ADAPTERS_DIR in the default storage, and
+    # measures both engines on QUALITY_SAMPLES products at QUALITY_SIZE px for the admin.
+    "ONBOARD_STYLES": True,
+    "ONBOARDING_STEPS": 300,
+    "ONBOARDING_MINUTES": 8.0,
+    "ADAPTERS_DIR": "adapters",
+    "QUALITY_SAMPLES": 3,
+    "QUALITY_SIZE": 256,
     # Cache (Django's CACHES alias) holding each product's image hash and ready renditions,
     # so pages need no rendition queries (styletransfer.shown); entries live this long.
     "CACHE_ALIAS": "default",

@@ -56,6 +56,13 @@ class WebImageFormField(forms.ImageField):
         return upload
 
 
+class OnboardingState(models.TextChoices):
+    PENDING = "pending"
+    TUNING = "tuning"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class Style(models.Model):
     """A look products can be shown in: a reference image plus how to render it."""
 
@@ -103,6 +110,17 @@ class Style(models.Model):
     # Feature statistics of the reference image (VGG19), so a new style is never cold.
     embedding = models.JSONField(null=True, blank=True, editable=False)
     embedding_hash = models.CharField(max_length=64, editable=False, blank=True)
+    # Onboarding (styletransfer/onboarding.py): a short fine-tune of the feedforward decoder
+    # for this reference image, run on the render queue. Its adapter enters the rendition key
+    # only once ready and only for the reference it was tuned on.
+    onboarding_state = models.CharField(
+        max_length=10, choices=OnboardingState.choices, blank=True, editable=False
+    )
+    onboarding_reference = models.CharField(max_length=64, blank=True, editable=False)
+    adapter_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    onboarding_error = models.TextField(blank=True, editable=False)
+    # Style loss and content change of both engines on sample products (quality_figures).
+    quality = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,6 +151,17 @@ class Style(models.Model):
             }
         super().save(*args, **kwargs)
 
+    @property
+    def adapter(self) -> str:
+        """The onboarded adapter's sha256, while it belongs to the current reference image."""
+        tuned_here = self.onboarding_reference and self.onboarding_reference == self.reference_hash
+        ready = self.onboarding_state == OnboardingState.READY
+        return self.adapter_sha256 if tuned_here and ready else ""
+
+    def needs_onboarding(self) -> bool:
+        """No adapter, tuning or failure recorded yet for the current reference image."""
+        return bool(self.reference_hash) and self.onboarding_reference != self.reference_hash
+
     def render_params(self) -> RenderParams:
         return RenderParams(
             engine=self.engine,
@@ -142,6 +171,7 @@ class Style(models.Model):
             size=self.size,
             steps=self.steps,
             sharpen=self.sharpen,
+            adapter=self.adapter if self.engine == "feedforward" else "",
         )
 
     def clean(self) -> None:

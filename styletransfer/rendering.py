@@ -14,7 +14,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import invalidation, keys
+from . import adapters, invalidation, keys
 from .conf import conf
 from .engines.engine import get_engine
 from .engines.errors import EngineError, InputImageError, OutOfMemory
@@ -153,8 +153,10 @@ def rendition_render(
             content = _open_stored(rendition.source_name)
             reference = _open_stored(style.reference_image.name)
             engine = get_engine(style.engine, device or conf.DEVICE)
+            params = style.render_params()
+            adapters.adapter_ensure_local(engine, params.adapter)
             with soft_time_limit(conf.RENDER_TIME_LIMIT):
-                image = engine.render(content, reference, style.render_params())
+                image = engine.render(content, reference, params)
         except SoftTimeLimitExceeded:
             _finish(rendition, status=Rendition.Status.FAILED, error=time_limit_error())
             return rendition

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from . import broker, invalidation, keys, queues, rendering, selectors, tasks
 from .conf import conf
-from .models import Rendition, SourceImage, Style
+from .models import OnboardingState, Rendition, SourceImage, Style
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +215,9 @@ def styles_catch_up() -> int:
             behind += 1
     for style in Style.objects.exclude(embedding_hash=models.F("reference_hash")):
         _send_embedding(style.pk)
+    if conf.ONBOARD_STYLES:  # never requested, or refused by a worker (a tampered adapter)
+        for style in Style.objects.exclude(onboarding_reference=models.F("reference_hash")):
+            style_request_onboarding(style=style)
     return behind
 
 
@@ -245,7 +248,51 @@ def style_save(*, style: Style) -> Style:
         transaction.on_commit(lambda: _send_catalog_render(style.pk))
     if style.embedding_hash != style.reference_hash:
         transaction.on_commit(lambda: _send_embedding(style.pk))
+    if conf.ONBOARD_STYLES and style.needs_onboarding():
+        style_request_onboarding(style=style)
     return style
+
+
+def style_request_onboarding(*, style: Style) -> None:
+    """Ask a render worker to tune the feedforward decoder to the current reference image;
+    until its adapter lands, renders use the shipped decoder (then they are superseded)."""
+    if not style.reference_hash:
+        return
+    fields = {
+        "onboarding_state": OnboardingState.PENDING,
+        "onboarding_reference": style.reference_hash,
+        "onboarding_error": "",
+    }
+    Style.objects.filter(pk=style.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(style, name, value)
+    transaction.on_commit(lambda: _send(tasks.onboard_style, style.pk, queue=conf.RENDER_QUEUE))
+
+
+def style_onboarding_land(*, onboarded) -> Style | None:
+    """Put a finished onboarding into effect: the adapter enters the style's rendition key
+    (a new version: older renditions are superseded and an active style renders again).
+    None when the style's reference image changed while it was being tuned."""
+    with transaction.atomic():
+        style = Style.objects.select_for_update().filter(pk=onboarded.style_id).first()
+        reference = onboarded.reference_hash
+        if style is None or (style.reference_hash, style.onboarding_reference) != (
+            reference,
+            reference,
+        ):
+            return None
+        style.onboarding_state = OnboardingState.READY
+        style.adapter_sha256 = onboarded.adapter_sha256
+        style.quality = onboarded.quality
+        style.onboarding_error = ""
+        return style_save(style=style)
+
+
+def style_onboarding_fail(*, style_id: int, error: str) -> None:
+    """Record why onboarding failed; the style keeps rendering with the shipped decoder."""
+    Style.objects.filter(pk=style_id).exclude(onboarding_state=OnboardingState.READY).update(
+        onboarding_state=OnboardingState.FAILED, onboarding_error=error[:2000]
+    )
 
 
 def style_set_active(*, style: Style, active: bool) -> Style:

@@ -6,7 +6,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import InterfaceError, OperationalError
 
-from . import batching, rendering, services
+from . import batching, onboarding, rendering, services
 from .conf import conf
 from .engines.errors import OutOfMemory
 from .models import Rendition, Style
@@ -118,6 +118,32 @@ def compute_style_embedding(style_id: int) -> bool:
         return False
     rendering.style_compute_embedding(style=style)
     return True
+
+
+@shared_task(
+    name="styletransfer.onboard_style",
+    queue=conf.RENDER_QUEUE,  # a fine-tune of the decoder: torch, on the render workers
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    # the tuning stops itself after ONBOARDING_MINUTES; measuring both engines takes the rest
+    soft_time_limit=int(60 * conf.ONBOARDING_MINUTES) + 600,
+    time_limit=int(60 * conf.ONBOARDING_MINUTES) + 660,
+)
+def onboard_style(style_id: int, device: str | None = None) -> str:
+    try:
+        onboarded = onboarding.style_onboard(style_id=style_id, device=device)
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # the style keeps the shipped decoder; the admin shows why
+        logger.warning("Onboarding style %s failed: %s", style_id, exc)
+        services.style_onboarding_fail(style_id=style_id, error=rendering._one_line(exc))
+        return "failed"
+    if onboarded is None:
+        return "skipped"
+    return "ready" if services.style_onboarding_land(onboarded=onboarded) else "superseded"
 
 
 @shared_task(name="styletransfer.sweep", queue=conf.DEFAULT_QUEUE)

@@ -7,3 +7,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testshop"]  # noqa: F405
 # No control group unless a test asks for one (tests/stylerec/test_control.py): which shoppers
 # fall in it depends on their ids, and the loop's tests need every shopper personalized.
 STYLEREC = {**STYLEREC, "CONTROL_SHARE": 0.0}  # noqa: F405
+
+# Onboarding tunes a decoder for minutes on a CPU: only the tests about it turn it on
+# (tests/styletransfer/test_onboarding.py), whatever STYLETRANSFER_ONBOARD_STYLES says.
+STYLETRANSFER = {**STYLETRANSFER, "ONBOARD_STYLES": False}  # noqa: F405

@@ -11,6 +11,7 @@ from stylerec.conf import BEAT_SCHEDULE
 QUEUES = {
     "styletransfer.render_rendition": "render",
     "styletransfer.render_batch": "render",
+    "styletransfer.onboard_style": "render",
     "styletransfer.compute_style_embedding": "render",
     "styletransfer.render_style_catalog": "default",
     "styletransfer.sweep": "default",

@@ -76,7 +76,34 @@ def add_render_command(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated image formats to read (default {','.join(WEB_FORMATS)})",
     )
     render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.add_argument(
+        "--no-adapter",
+        action="store_true",
+        help="feedforward: ignore the style's onboarding (the shipped decoder alone)",
+    )
     render.set_defaults(handler=run_render)
+
+
+def add_onboard_command(commands: argparse._SubParsersAction) -> None:
+    """`onboard`: tune the feedforward decoder to one painting, once per file content."""
+    onboard = commands.add_parser(
+        "onboard",
+        help="tune the feedforward engine to a painting (render --engine feedforward uses it)",
+        description="Fine-tune the decoder for --style; stored by the file's sha256.",
+    )
+    onboard.add_argument("--style", required=True, type=Path, help="style reference (painting)")
+    onboard.add_argument(
+        "--content", type=Path, nargs="+", help="photos to tune on (default: shipped samples)"
+    )
+    onboard.add_argument("--steps", type=int, default=None, help="fine-tune steps")
+    onboard.add_argument("--minutes", type=float, default=None, help="stop after this long")
+    onboard.add_argument("--force", action="store_true", help="tune again even when stored")
+    onboard.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    onboard.add_argument(
+        "--formats", type=_formats, default=WEB_FORMATS, help="image formats to read"
+    )
+    onboard.add_argument("--quiet", action="store_true", help="no progress bar")
+    onboard.set_defaults(handler=run_onboard)
 
 
 def add_train_decoder_command(commands: argparse._SubParsersAction) -> None:
@@ -109,6 +136,7 @@ def add_average_decoders_command(commands: argparse._SubParsersAction) -> None:
 # Subcommands register here; another module can append its own `add_*_command`.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_render_command,
+    add_onboard_command,
     add_train_decoder_command,
     add_average_decoders_command,
 ]
@@ -150,10 +178,76 @@ def run_render(args: argparse.Namespace) -> int:
     style = _open(args.style, "style", args.formats)
 
     engine = get_engine(params.engine, args.device)
+    if params.engine == "feedforward" and not args.no_adapter:
+        from dataclasses import replace
+
+        from .onboarding import reference_hash
+
+        adapter = engine.adapters.lookup(reference_hash(args.style), engine.meta["sha256"])
+        if adapter:  # a tampered file is refused when the engine loads it (exit status 4)
+            params = replace(params, adapter=adapter)
     with _progress_bar(args.quiet, params.engine) as progress:
         result = engine.render(content, style, params, progress=progress)
     _save(result, args.out, output_format)
     return EXIT_OK
+
+
+def run_onboard(args: argparse.Namespace) -> int:
+    from . import onboarding  # torch: only for the commands that tune
+
+    painting = _open(args.style, "style", args.formats)
+    contents = onboarding.content_images(args.content)
+    engine = get_engine("feedforward", args.device)
+    device = engine.device
+    store, reference = engine.adapters, onboarding.reference_hash(args.style)
+    stored = store.lookup(reference, engine.meta["sha256"])
+    if stored and not args.force:
+        try:
+            store.load(stored)
+        except WeightsError as exc:
+            sys.stderr.write(f"{PROG}: {' '.join(str(exc).split())}; tuning it again\n")
+            store.forget(stored)
+        else:
+            print(f"{args.style} is onboarded already: adapter {stored} in {store.directory}")
+            return EXIT_OK
+    changes = {"device": device}
+    if args.steps is not None:
+        changes["steps"] = args.steps
+    if args.minutes is not None:
+        changes["minutes"] = args.minutes
+    try:
+        config = onboarding.OnboardConfig(**changes)
+        with _tuning_bar(args.quiet, config.steps) as bar:
+            adapter = onboarding.onboard(
+                painting, reference=reference, contents=contents, config=config, progress=bar
+            )
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    sha256 = store.save(adapter)
+    print(
+        f"onboarded {args.style} in {adapter.meta['steps']} steps ({adapter.meta['seconds']:.0f}"
+        f" s): adapter {sha256} in {store.directory}; render --engine feedforward uses it"
+    )
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _tuning_bar(quiet: bool, total: int) -> Iterator[Callable[[int, int, dict], None] | None]:
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="onboard", unit="step", file=sys.stderr, mininterval=2.0)
+
+    def update(step: int, steps: int, losses: dict) -> None:
+        bar.update(step - bar.n)
+        bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()})
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def _formats(value: str) -> tuple[str, ...]:

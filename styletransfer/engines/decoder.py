@@ -42,16 +42,20 @@ class Decoder(nn.Module):
     def __init__(self, arch: dict[str, Any] | None = None) -> None:
         super().__init__()
         arch = arch or ARCH
+        self.arch = arch
         stages = arch["stages"]
         self.input_scale = float(arch["input_scale"])
+        # "zeros" (the shipped decoder: a third faster on a CPU) leaves a light frame at the
+        # borders (bench/heldout.py's border_frame); "reflect" needs a decoder trained with it.
+        padding = arch.get("padding", "zeros")
         layers: list[nn.Module] = []
         for index, widths in enumerate(stages):
             for c_in, c_out in zip(widths, widths[1:], strict=False):
-                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True)]
+                conv = nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=padding)
+                layers += [conv, nn.ReLU(inplace=True)]
             if index < len(stages) - 1:
                 layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        # Zero padding: reflection padding cost a third of the CPU decode time.
-        layers.append(nn.Conv2d(stages[-1][-1], 3, 3, padding=1))
+        layers.append(nn.Conv2d(stages[-1][-1], 3, 3, padding=1, padding_mode=padding))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -153,7 +157,7 @@ def save_decoder(decoder: Decoder, path: Path, meta: dict[str, Any]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "state": {k: v.detach().to("cpu", torch.float16) for k, v in decoder.state_dict().items()},
-        "meta": json.dumps({"format": FORMAT, "arch": ARCH} | meta, sort_keys=True),
+        "meta": json.dumps({"format": FORMAT, "arch": decoder.arch} | meta, sort_keys=True),
     }
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(payload, partial)

@@ -17,11 +17,14 @@ from PIL import Image
 from .color import painted_backdrop
 from .decoder import adain, autocast, load_decoder
 from .engine import Engine, Progress, is_out_of_memory
+from .errors import WeightsError
 from .images import Canvas, keep_colours
+from .onboarding import AdapterStore
 from .params import RenderParams
 from .vgg import check_device, load_vgg19, mean_std
 
 STYLE_CACHE_SIZE = 32
+ADAPTER_CACHE_SIZE = 4  # onboarded decoders kept loaded (7 MB each in float32)
 # Below this AdaIN alpha the decoder's reconstruction error is added back, fading from all of
 # it at alpha 0 to none here; above it one decode is enough (the default strength, 70, is).
 DETAIL_UNTIL = 0.9
@@ -49,6 +52,8 @@ class FeedForwardEngine(Engine):
         self.weights = weights
         self.meta: dict[str, Any] = {}
         self._style_stats: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.adapters = AdapterStore()
+        self._tuned: OrderedDict[str, torch.nn.Module] = OrderedDict()
         self._lock = threading.Lock()
         self.max_pass = MAX_BATCH  # lowered for good when a pass runs out of memory
 
@@ -63,6 +68,29 @@ class FeedForwardEngine(Engine):
         self.vgg = load_vgg19(self.device)
         self.decoder = decoder.to(self.device, memory_format=torch.channels_last)
         self.loaded = True
+
+    def decoder_for(self, adapter: str) -> torch.nn.Module:
+        """The base decoder, or the one onboarded for a style (params.adapter, its sha256)."""
+        if not adapter:
+            return self.decoder
+        with self._lock:
+            tuned = self._tuned.get(adapter)
+            if tuned is not None:
+                self._tuned.move_to_end(adapter)
+                return tuned
+        loaded = self.adapters.load(adapter)
+        if loaded.decoder_sha256 != self.meta.get("sha256"):
+            raise WeightsError(
+                f"style adapter {adapter[:12]}… was tuned from decoder "
+                f"{loaded.decoder_sha256[:12]}…, not the loaded {self.version}…; onboard the "
+                "style again"
+            )
+        tuned = loaded.apply(self.decoder).to(self.device, memory_format=torch.channels_last)
+        with self._lock:
+            self._tuned[adapter] = tuned
+            while len(self._tuned) > ADAPTER_CACHE_SIZE:
+                self._tuned.popitem(last=False)
+        return tuned
 
     def infer(self, canvas: Canvas, params: RenderParams, progress: Progress | None) -> np.ndarray:
         stylised = self.stylise([self._pixels(canvas, params)], canvas.style, params)[0]
@@ -150,21 +178,22 @@ class FeedForwardEngine(Engine):
         batch = torch.from_numpy(np.stack(contents).transpose(0, 3, 1, 2).copy())
         batch = _pad_to_multiple(batch.to(self.device), MULTIPLE)
         style_mean, style_std = self.style_statistics(style)
+        decoder = self.decoder_for(params.adapter)
         with torch.inference_mode(), autocast(self.device):
             content_features = self.vgg(batch, ["relu4_1"])["relu4_1"]
             target = adain(content_features, style_mean, style_std)
             target = alpha * target + (1 - alpha) * content_features.float()
             if params.mode != "product":  # product mode's backdrop is the painting already
-                target = self._compensate(target)
+                target = self._compensate(target, decoder)
             detail = max(0.0, 1.0 - alpha / DETAIL_UNTIL)
             if detail > 0:
                 # Decoding the content's own features too gives the decoder's reconstruction
                 # error; adding it back keeps the photo's detail at low strengths.
-                decoded = self._decode(torch.cat([target, content_features.float()]))
+                decoded = self._decode(torch.cat([target, content_features.float()]), decoder)
                 stylised, reconstruction = decoded.chunk(2)
                 stylised = stylised + detail * (batch - reconstruction)
             else:
-                stylised = self._decode(target)
+                stylised = self._decode(target, decoder)
         stylised = stylised[..., :height, :width].clamp(0, 1).float().cpu().numpy()
         stylised = stylised.transpose(0, 2, 3, 1)
         if params.preserve_colors and params.mode != "product":  # the backdrop is the style's
@@ -173,7 +202,7 @@ class FeedForwardEngine(Engine):
             ]
         return list(stylised)
 
-    def _compensate(self, target: torch.Tensor) -> torch.Tensor:
+    def _compensate(self, target: torch.Tensor, decoder: torch.nn.Module) -> torch.Tensor:
         """The target, its channel statistics pre-distorted by what the decoder misses.
 
         The decoder under-shoots: re-encoding its output finds relu4_1 channel means and
@@ -185,15 +214,15 @@ class FeedForwardEngine(Engine):
         wanted_mean, wanted_std = mean_std(target)
         mean, std = wanted_mean, wanted_std
         for _ in range(COMPENSATION_ROUNDS):
-            trial = self._decode(adain(target, mean, std)).clamp(0, 1)
+            trial = self._decode(adain(target, mean, std), decoder).clamp(0, 1)
             got_mean, got_std = mean_std(self.vgg(trial, ["relu4_1"])["relu4_1"].float())
             mean = (mean + wanted_mean - got_mean).clamp_min(0)
             std = std * (wanted_std / got_std.clamp_min(1e-3)).clamp(0.5, 2.0)
         return adain(target, mean, std)
 
-    def _decode(self, features: torch.Tensor) -> torch.Tensor:
+    def _decode(self, features: torch.Tensor, decoder: torch.nn.Module) -> torch.Tensor:
         features = features.to(memory_format=torch.channels_last)
-        return self.decoder(features).float()
+        return decoder(features).float()
 
     def style_statistics(self, style: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """relu4_1 channel mean and std of a style image, cached per image and size."""

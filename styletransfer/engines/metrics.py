@@ -207,3 +207,49 @@ def evaluate(
         figures["backdrop_style_cut"] = 1 - after / before
         figures["product_delta_e"] = product_delta_e(output, content)
     return figures
+
+
+def _luminance(image: ImageLike) -> np.ndarray:
+    pixels = _pixels(image).astype(np.float64)
+    return pixels @ np.array([0.299, 0.587, 0.114])
+
+
+def border_frame(image: ImageLike, *, band: int = 3, inner: int = 12) -> float:
+    """How far the outermost `band` pixels stand out from the `inner` pixels just inside them.
+
+    A decoder with zero padding paints a light or dark frame: its border band's mean luminance
+    differs from the neighbouring interior. The figure is that difference per side (top,
+    bottom, left, right), averaged in absolute value, in units of the interior's standard
+    deviation (so a busy painting's natural edges count less than a flat backdrop's).
+    """
+    luma = _luminance(image)
+    sides = [luma, luma[::-1], luma.T, luma.T[::-1]]
+    gaps = []
+    for side in sides:
+        edge = side[:band]
+        interior = side[band : band + inner]
+        gaps.append(abs(edge.mean() - interior.mean()) / (interior.std() + 1e-3))
+    return float(np.mean(gaps))
+
+
+def grid_energy(image: ImageLike, periods: tuple[int, ...] = (2, 4, 8)) -> float:
+    """Share of the high-frequency energy locked to the pixel grid at the decoder's periods.
+
+    Nearest-neighbour upsampling by 2, three times, can leave a checkerboard of period 2, 4
+    or 8 px aligned with the image's top-left corner. The high-passed luminance is averaged
+    per phase (y mod p, x mod p); a grid pattern makes these p x p means differ, while
+    content not tied to the grid averages out. Returns the largest variance of the phase
+    means over the periods, over the variance of the high-passed image.
+    """
+    from scipy.ndimage import uniform_filter
+
+    luma = _luminance(image)
+    detail = luma - uniform_filter(luma, size=9, mode="reflect")
+    total = detail.var() + 1e-12
+    shares = []
+    for period in periods:
+        height, width = (side - side % period for side in detail.shape)
+        tiles = detail[:height, :width].reshape(height // period, period, width // period, period)
+        phase_means = tiles.mean(axis=(0, 2))
+        shares.append(phase_means.var() / total)
+    return float(max(shares))

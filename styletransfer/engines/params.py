@@ -34,6 +34,9 @@ class RenderParams:
     seed: int = 0
     sharpen: float = 0.0
     denoise: float = 0.0
+    # sha256 of the style's onboarding adapter (feedforward only; engines/onboarding.py), so
+    # renditions made before a style was onboarded are superseded when its adapter lands.
+    adapter: str = ""
 
     # Parameters an engine ignores stay out of its canonical form, so changing them
     # does not invalidate renditions.
@@ -55,6 +58,12 @@ class RenderParams:
         if self.steps is not None:
             _check_int("steps", self.steps, 1, 10_000)
         _check_int("seed", self.seed, 0, 2**32 - 1)
+        if self.adapter and not (
+            isinstance(self.adapter, str)
+            and len(self.adapter) == 64
+            and all(c in "0123456789abcdef" for c in self.adapter)
+        ):
+            raise ValueError(f"adapter must be a sha256 in hex, not {self.adapter!r}")
         for name in ("sharpen", "denoise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -66,12 +75,16 @@ class RenderParams:
         ignored = self.IGNORED.get(self.engine, frozenset())
         if self.mode == "product":  # the product keeps its colours anyway
             ignored = ignored | {"preserve_colors"}
+        if self.engine != "feedforward" or not self.adapter:  # keys made before onboarding hold
+            ignored = ignored | {"adapter"}
         values = {k: v for k, v in asdict(self).items() if k not in ignored}
         for name in ("sharpen", "denoise"):
             if name in values:
                 values[name] = round(float(values[name]), 4)
         if self.engine == "feedforward":
             values["weights"] = DECODER_SHA256[:16]
+            if "adapter" in values:
+                values["adapter"] = values["adapter"][:16]
         return dict(sorted(values.items()))
 
 

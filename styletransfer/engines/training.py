@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from . import images
-from .decoder import Decoder, adain, autocast, load_decoder, save_decoder
+from .decoder import ARCH, Decoder, adain, autocast, load_decoder, save_decoder
 from .errors import EngineError
 from .vgg import check_device, load_vgg19, mean_std
 
@@ -53,6 +53,7 @@ class TrainConfig:
     resume: bool = False
     init: Path | None = None
     device: str = "cpu"
+    padding: str = "zeros"
     threads: int | None = None
     seed: int = 0
     quiet: bool = False
@@ -207,7 +208,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     photos = load_pool(content_files, shortest)
     paintings = load_pool(style_files, shortest)
     vgg = load_vgg19(config.device)
-    decoder = Decoder().to(config.device)
+    decoder = Decoder(ARCH | {"padding": config.padding}).to(config.device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
     step, seconds, history = 0, 0.0, {}
     if config.init is not None:  # fine-tune a finished decoder (fresh Adam state, step 0)
@@ -357,6 +358,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT.train.pt")
     parser.add_argument("--init", type=Path, help="start from this decoder file's weights")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--padding",
+        choices=("zeros", "reflect"),
+        default=defaults.padding,
+        help="the decoder's convolution padding (reflect: no border frame; --init may change it)",
+    )
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
 
@@ -378,6 +385,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         resume=args.resume,
         init=args.init,
         device=args.device,
+        padding=args.padding,
         threads=args.threads,
         seed=args.seed,
     )

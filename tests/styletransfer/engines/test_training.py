@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from styletransfer.engines import RenderParams, cli, training
-from styletransfer.engines.decoder import Decoder, load_decoder, save_decoder
+from styletransfer.engines.decoder import SHIPPED_FILE, Decoder, load_decoder, save_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
 from styletransfer.engines.images import open_image
 from tests.helpers import DATA
@@ -150,3 +150,16 @@ def test_average_decoders_refuses_an_altered_file(tmp_path, capsys) -> None:
     assert status == cli.EXIT_WEIGHTS
     assert "altered" in capsys.readouterr().err
     assert not (tmp_path / "mean.pt").exists()
+
+
+def test_init_can_switch_a_zero_padded_decoder_to_reflection_padding(folders, tmp_path) -> None:
+    config = tiny(folders, tmp_path / "reflect.pt", steps=0)
+    config.init, config.padding = SHIPPED_FILE, "reflect"
+    training.train(config)  # the shipped weights, now behind reflection padding
+    decoder, meta = load_decoder(tmp_path / "reflect.pt")
+    assert meta["arch"]["padding"] == "reflect"
+    convs = [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and {conv.padding_mode for conv in convs} == {"reflect"}
+    shipped, _ = load_decoder()
+    for name, value in shipped.state_dict().items():
+        assert torch.equal(decoder.state_dict()[name], value), name
