@@ -32,7 +32,7 @@ def shown_cache():
     return caches[conf.CACHE_ALIAS]
 
 
-def _key_id(object_id: str) -> str:
+def key_id(object_id: str) -> str:
     """The object id as it appears in keys: ids with spaces or odd characters are hashed
     (marked with "~", which plain ids never contain), so keys suit every cache backend."""
     if _SAFE_ID.fullmatch(object_id):
@@ -41,11 +41,11 @@ def _key_id(object_id: str) -> str:
 
 
 def entry_key(content_type_id: int, object_id: str) -> str:
-    return f"{PREFIX}:{content_type_id}:{_key_id(object_id)}"
+    return f"{PREFIX}:{content_type_id}:{key_id(object_id)}"
 
 
 def token_key(content_type_id: int, object_id: str) -> str:
-    return f"{PREFIX}:token:{content_type_id}:{_key_id(object_id)}"
+    return f"{PREFIX}:token:{content_type_id}:{key_id(object_id)}"
 
 
 def products_changed(pairs: Iterable[tuple[int, str]]) -> None:

@@ -159,8 +159,13 @@ class Style(models.Model):
         return self.adapter_sha256 if tuned_here and ready else ""
 
     def needs_onboarding(self) -> bool:
-        """No adapter, tuning or failure recorded yet for the current reference image."""
-        return bool(self.reference_hash) and self.onboarding_reference != self.reference_hash
+        """A feedforward style (the only engine an adapter tunes) with no adapter, tuning or
+        failure recorded yet for the current reference image."""
+        return (
+            self.engine == "feedforward"
+            and bool(self.reference_hash)
+            and self.onboarding_reference != self.reference_hash
+        )
 
     def render_params(self) -> RenderParams:
         return RenderParams(

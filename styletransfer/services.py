@@ -216,7 +216,9 @@ def styles_catch_up() -> int:
     for style in Style.objects.exclude(embedding_hash=models.F("reference_hash")):
         _send_embedding(style.pk)
     if conf.ONBOARD_STYLES:  # never requested, or refused by a worker (a tampered adapter)
-        for style in Style.objects.exclude(onboarding_reference=models.F("reference_hash")):
+        for style in Style.objects.filter(engine="feedforward").exclude(
+            onboarding_reference=models.F("reference_hash")
+        ):
             style_request_onboarding(style=style)
     return behind
 

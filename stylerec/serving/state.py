@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from django.core.cache import caches
 
+from styletransfer import invalidation
 from styletransfer.models import Style
 
 from ..conf import conf
@@ -83,7 +84,7 @@ class Assignment:
 
 
 def assignment_key(shopper_id: int, product_id: str) -> str:
-    return f"stylerec:assign:{shopper_id}:{product_id}"
+    return f"stylerec:assign:{shopper_id}:{invalidation.key_id(str(product_id))}"
 
 
 def _assigned_key(shopper_id: int) -> str:

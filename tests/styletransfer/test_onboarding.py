@@ -157,3 +157,15 @@ def test_the_engine_switch_is_for_staff_who_may_change_styles(client, django_use
     response = client.post(f"/admin/styletransfer/style/{style.pk}/engine/", {"engine": "optimize"})
     assert response.status_code == 403
     assert Style.objects.get(pk=style.pk).engine == "feedforward"
+
+
+def test_only_feedforward_styles_are_onboarded(onboarding_on, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as sent:
+        colour = make_style("colour-look", engine="color")
+    assert not colour.needs_onboarding()
+    assert colour.onboarding_reference == "", "no decoder tuning for an engine without one"
+    assert len(sent) == 1  # the embedding only
+    with django_capture_on_commit_callbacks() as sent:
+        services.styles_catch_up()
+    colour.refresh_from_db()
+    assert colour.onboarding_reference == "", "nor from the sweep"
