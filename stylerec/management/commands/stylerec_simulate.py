@@ -1,7 +1,9 @@
 """Synthetic shoppers with hidden tastes, driven through the real chooser and event path."""
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.test.utils import override_settings
 
 from stylerec.conf import conf
 from stylerec.events import events_ingest
@@ -37,7 +39,15 @@ class Command(BaseCommand):
             help="Then play the same tastes again with context-blind fits, and compare.",
         )
 
-    def handle(self, *args, shoppers, rounds, page, seed, keep, tastes, against_blind, **options):
+    def handle(self, *args, seed, **options):
+        # Every simulated shopper learns (no control group), and the assignments' hash draws
+        # follow the seed rather than this machine's SECRET_KEY: one seed, one run anywhere.
+        learning = {**getattr(settings, "STYLEREC", {}), "CONTROL_SHARE": 0.0}
+        learning["ASSIGNMENT_SALT"] = f"stylerec-simulate-{seed}"
+        with override_settings(STYLEREC=learning):
+            self._simulate(seed=seed, **options)
+
+    def _simulate(self, *, shoppers, rounds, page, seed, keep, tastes, against_blind, **options):
         if current_model() is None and preference_fit_full() is None:
             raise CommandError("No style has an embedding yet; start a render worker first.")
         arms = current_arms(current_model())
