@@ -13,17 +13,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from django.db.models import F, Max
 from django.utils import timezone
 
 from styletransfer.models import Style
 
 from ..conf import conf
-from ..events import reward_weight
 from ..loop_settings import exploration_settings, loop_settings
 from ..models import Event, PreferenceModel, ShopperProfile
 from ..serving.state import LoadedModel, current_model, model_changed
-from .logs import _decisions, context_levels, stream_statistics
+from .logs import _decisions, context_levels, event_outcomes, stream_statistics
 from .profiles import profiles_save
 
 logger = logging.getLogger(__name__)
@@ -48,33 +46,6 @@ def _styles_with_embeddings() -> list[tuple[str, list[float]]]:
         .order_by("pk")
         .values_list("slug", "embedding")
     )
-
-
-def _outcomes(decisions, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per decision (aligned with sorted `ids`): the reward, weights summed over distinct kinds
-    within the window, and whether an impression was reported for it."""
-    weights = conf.REWARD_WEIGHTS
-    reward, impressed = np.zeros(ids.size), np.zeros(ids.size, dtype=bool)
-    if not ids.size:
-        return reward, impressed
-    rows = (
-        Event.objects.filter(
-            decision__in=decisions,
-            kind__in=[*weights, Event.Kind.IMPRESSION],
-            occurred_at__lte=F("decision__created_at") + timedelta(seconds=conf.REWARD_WINDOW),
-        )
-        .values_list("decision_id", "kind")
-        .annotate(value=Max("value"))
-        .order_by()
-    )
-    for decision_id, kind, value in rows.iterator(chunk_size=20_000):
-        position = np.searchsorted(ids, decision_id)
-        if position < ids.size and ids[position] == decision_id:
-            if kind == Event.Kind.IMPRESSION:
-                impressed[position] = True
-            else:
-                reward[position] += reward_weight(kind, value)
-    return reward, impressed
 
 
 def _seen(shoppers: np.ndarray, reward: np.ndarray, impressed: np.ndarray) -> np.ndarray:
@@ -108,7 +79,7 @@ def load_logs(arms: Arms, *, since, shopper_ids=None, with_candidates: bool = Fa
     ids = np.fromiter((row[0] for row in known), dtype=np.int64, count=len(known))
     shoppers = np.fromiter((row[1] for row in known), dtype=np.int64, count=len(known))
     chosen = np.fromiter((index[row[2]] for row in known), dtype=np.int64, count=len(known))
-    reward, impressed = _outcomes(decisions, ids)
+    reward, impressed = event_outcomes(decisions, ids)
     seen = _seen(shoppers, reward, impressed)
     logs = {"id": ids[seen], "shopper": shoppers[seen], "arm": chosen[seen], "reward": reward[seen]}
     if with_candidates:

@@ -284,13 +284,16 @@ def _orm_into(accumulator, decisions, arm_slugs, keys) -> None:
         _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key)
 
 
-def _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key) -> None:
-    ids = [row[0] for row in chunk]
-    position = {decision_id: i for i, decision_id in enumerate(ids)}
-    reward, impressed = np.zeros(len(chunk)), np.zeros(len(chunk), bool)
-    events = (
+def event_outcomes(decisions, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per decision (aligned with sorted `ids`): the reward, weights summed over distinct kinds
+    within the window, and whether an impression was reported for it."""
+    weights = conf.REWARD_WEIGHTS
+    reward, impressed = np.zeros(ids.size), np.zeros(ids.size, dtype=bool)
+    if not ids.size:
+        return reward, impressed
+    rows = (
         Event.objects.filter(
-            decision_id__in=ids,
+            decision__in=decisions,
             kind__in=[*weights, Event.Kind.IMPRESSION],
             occurred_at__lte=F("decision__created_at") + timedelta(seconds=conf.REWARD_WINDOW),
         )
@@ -298,11 +301,21 @@ def _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key)
         .annotate(value=Max("value"))
         .order_by()
     )
-    for decision_id, kind, value in events:
-        if kind == Event.Kind.IMPRESSION:
-            impressed[position[decision_id]] = True
-        else:
-            reward[position[decision_id]] += reward_weight(kind, value)
+    for decision_id, kind, value in rows.iterator(chunk_size=20_000):
+        position = np.searchsorted(ids, decision_id)
+        if position < ids.size and ids[position] == decision_id:
+            if kind == Event.Kind.IMPRESSION:
+                impressed[position] = True
+            else:
+                reward[position] += reward_weight(kind, value)
+    return reward, impressed
+
+
+def _orm_chunk(accumulator, chunk, arm_index, level_index, weights, context_key) -> None:
+    ids = np.array([row[0] for row in chunk], dtype=np.int64)
+    order = np.argsort(ids)
+    reward, impressed = np.empty(ids.size), np.empty(ids.size, bool)
+    reward[order], impressed[order] = event_outcomes(ids[order].tolist(), ids[order])
     pooled = len(level_index)
     contexts = [row[3] if isinstance(row[3], dict) else {} for row in chunk]
     accumulator.add(

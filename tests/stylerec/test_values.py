@@ -95,13 +95,13 @@ def test_rewards_are_weighted_by_value_when_asked(shop):
         )
     ids = np.array([decision.pk])
     decisions = Decision.objects.all()
-    assert fitting._outcomes(decisions, ids)[0][0] == pytest.approx(1.0 + 1.0)
+    assert fitting.event_outcomes(decisions, ids)[0][0] == pytest.approx(1.0 + 1.0)
     with override_settings(
         STYLEREC={"PRODUCT_MODEL": "storefront.Product", "REWARD_BY_VALUE": True}
     ):
         assert reward_weight("purchase", Decimal("50")) == pytest.approx(0.5)
         assert reward_weight("click", Decimal("50")) == pytest.approx(1.0)
-        assert fitting._outcomes(decisions, ids)[0][0] == pytest.approx(1.0 + 2.5)
+        assert fitting.event_outcomes(decisions, ids)[0][0] == pytest.approx(1.0 + 2.5)
 
 
 def _recipe() -> dict:
