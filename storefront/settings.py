@@ -206,6 +206,9 @@ STYLETRANSFER = {
     # The demo's seven styles are the decoder's own training paintings, and on a CPU their
     # onboarding would hold the local worker for about an hour before the catalogue renders.
     "ONBOARD_STYLES": env_bool("STYLETRANSFER_ONBOARD_STYLES"),
+    # Grid cards are about 260 px and the product page about 520: 512-px renders (the demo
+    # styles' size on a CPU), and a 256-px copy of each for the grid.
+    "WIDTHS": [256, 512],
 }
 STYLEREC = {
     "PRODUCT_MODEL": "storefront.Product",

@@ -185,9 +185,13 @@ def _instant(value: datetime | None):
 
 
 def record_server_event(
-    *, shopper: Shopper, kinds: list[str], product_id, decision_id=None
+    *, shopper: Shopper, kinds: list[str], product_id, decision_id=None, value=None, currency=None
 ) -> None:
-    """Events the server sees itself (a click through to a product page), without JS."""
+    """Events the server sees itself (a click through to a product page, a basket line, an
+    order line), without JS; `value` and `currency` as check_value takes them."""
+    amount, code = (
+        check_value(kind=kinds[0], value=value, currency=currency) if kinds else (None, "")
+    )
     if (
         decision_id is not None
         and not Decision.objects.filter(
@@ -199,7 +203,14 @@ def record_server_event(
     events_ingest(
         shopper=shopper,
         events=[
-            {"kind": kind, "product_id": product_id, "decision": decision_id, "occurred_at": now}
+            {
+                "kind": kind,
+                "product_id": product_id,
+                "decision": decision_id,
+                "occurred_at": now,
+                "value": amount,
+                "currency": code,
+            }
             for kind in kinds
         ],
         source="server",

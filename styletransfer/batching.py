@@ -189,13 +189,13 @@ class Pipeline:
             item.seconds += share
         return list(zip(chunk, stylised, strict=True))
 
-    def _encode_store(self, item: Item, pixels) -> tuple[str, int, int]:
+    def _encode_store(self, item: Item, pixels) -> tuple[str, int, int, list]:
         started = time.perf_counter()
         image = self.engine.postprocess(pixels, item.canvas, self.params)
-        name = rendering._store(item.rendition, self.style, image)
+        name, variants = rendering._store(item.rendition, self.style, image, self.params.widths)
         item.canvas = None  # its pixels are no longer needed
         item.seconds += time.perf_counter() - started
-        return name, image.width, image.height
+        return name, image.width, image.height, variants
 
     def _settle(self, *, wait: bool) -> None:
         """Mark stored renditions ready (on this thread: the pool never touches the database)."""
@@ -204,13 +204,14 @@ class Pipeline:
             if not wait and not future.done():
                 left.append((item, future))
                 continue
-            name, width, height = future.result()  # a storage error propagates, as in a single
+            name, width, height, variants = future.result()  # a storage error propagates
             rendering._finish(
                 item.rendition,
                 status=Rendition.Status.READY,
                 file=name,
                 width=width,
                 height=height,
+                variants=variants,
                 engine=self.style.engine,
                 device=self.engine.device,
                 render_seconds=item.seconds,

@@ -227,6 +227,27 @@ def _check_batch_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
+def _check_widths(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """WIDTHS a list of whole numbers from 16 to MAX_SIZE (at most 8: each is a file)."""
+    from .engines.params import MAX_SIZE
+
+    widths = conf.WIDTHS
+    valid = isinstance(widths, list | tuple) and len(widths) <= 8
+    valid = valid and all(
+        isinstance(w, int) and not isinstance(w, bool) and 16 <= w <= MAX_SIZE for w in widths
+    )
+    if valid:
+        return []
+    return [
+        checks.Error(
+            f"STYLETRANSFER['WIDTHS'] must be a list of at most 8 widths in px, each a whole "
+            f"number from 16 to {MAX_SIZE}, not {widths!r}.",
+            hint="For example [400, 1000]: the grid's and the product page's widths.",
+            id="styletransfer.E010",
+        )
+    ]
+
+
 def _check_known_keys(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return conf.check_keys()
 
@@ -240,3 +261,4 @@ def register() -> None:
     checks.register(_check_broker)
     checks.register(_check_image_formats)
     checks.register(_check_batch_settings)
+    checks.register(_check_widths)

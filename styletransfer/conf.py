@@ -1,5 +1,7 @@
 """The STYLETRANSFER settings dict, and AppSettings, the settings class both apps use."""
 
+import functools
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -83,7 +85,8 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_PRODUCTS": None,
     # How an original photo is served: a dotted path to callable(image: FieldFile) -> URL,
     # the shop's own image pipeline (a thumbnailer's crop at the grid's size, a CDN); None:
-    # the file's storage URL.
+    # the file's storage URL. One that also takes a width, callable(image, width=None),
+    # gives the original a srcset at WIDTHS as renditions have.
     "ORIGINAL_URL": None,
     # Celery queues: renders go to GPU workers, bookkeeping to the default queue.
     "RENDER_QUEUE": "render",
@@ -92,6 +95,11 @@ DEFAULTS: dict[str, Any] = {
     "RENDITIONS_DIR": "renditions",
     "OUTPUT_FORMAT": "JPEG",
     "OUTPUT_QUALITY": 88,
+    # The widths (px) the shop shows product images at, e.g. [400, 1000] for grid and product
+    # page: every style renders at the largest (its longest side) and stores each smaller one
+    # scaled down from it, for srcset. Empty: one file at each style's own size. Changing it
+    # renders every style again (the sweep re-keys them).
+    "WIDTHS": [],
     # Larger sources are refused (decompression bombs) before any pixel is decoded.
     "MAX_SOURCE_PIXELS": 40_000_000,
     # Pillow format names whose decoders may read uploads and sources; nothing else is parsed.
@@ -162,10 +170,22 @@ class StyleTransferSettings(AppSettings):
             images = [image]
         return [image for image in images if image]
 
+    def widths(self) -> tuple[int, ...]:
+        """WIDTHS ascending, each once (checks refuse anything but whole numbers in range)."""
+        return tuple(sorted(set(self.WIDTHS)))
+
     def original_url(self, image) -> str | None:
         """The URL of an original photo through the shop's pipeline (ORIGINAL_URL), or None
         to use the file's own."""
         return self.ORIGINAL_URL(image) if self.ORIGINAL_URL else None
+
+    def original_srcset(self, image) -> tuple[tuple[int, str], ...]:
+        """(width, URL) of the original at each of WIDTHS, where ORIGINAL_URL takes a width
+        (a thumbnailer scales, crops and caches it); () otherwise: the file has one size."""
+        widths = self.widths()
+        if not widths or not self.ORIGINAL_URL or not _takes_width(self.ORIGINAL_URL):
+            return ()
+        return tuple((width, self.ORIGINAL_URL(image, width)) for width in widths)
 
     def live_products(self):
         """The products shoppers may see (LIVE_PRODUCTS), as a QuerySet to filter further."""
@@ -184,6 +204,15 @@ class StyleTransferSettings(AppSettings):
                 except product_model.DoesNotExist:
                     return None
         return None
+
+
+@functools.cache
+def _takes_width(function) -> bool:
+    try:
+        inspect.signature(function).bind(None, 0)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 conf = StyleTransferSettings(

@@ -45,3 +45,9 @@ def rendition_name(
         f"{directory}/{style_slug}/{source_hash[:2]}/"
         f"{source_hash[:32]}-v{style_version}-{params_hash[:12]}.{extension}"
     )
+
+
+def variant_name(name: str, width: int) -> str:
+    """The storage name of a rendition's file scaled down to `width` px."""
+    stem, dot, extension = name.rpartition(".")
+    return f"{stem}-w{width}{dot}{extension}"

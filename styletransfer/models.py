@@ -89,7 +89,8 @@ class Style(models.Model):
     size = models.PositiveIntegerField(
         default=512,
         validators=[MinValueValidator(64), MaxValueValidator(2048)],
-        help_text="Longest side of the rendition in pixels.",
+        help_text="Longest side of the rendition in pixels, unless the shop sets "
+        "STYLETRANSFER['WIDTHS'] (then the largest of them).",
     )
     steps = models.PositiveIntegerField(
         null=True,
@@ -168,12 +169,14 @@ class Style(models.Model):
         )
 
     def render_params(self) -> RenderParams:
+        widths = conf.widths()
         return RenderParams(
             engine=self.engine,
             strength=self.strength,
             mode=self.mode,
             preserve_colors=self.preserve_colors,
-            size=self.size,
+            size=widths[-1] if widths else self.size,  # the shop's widths decide the size
+            widths=widths,
             steps=self.steps,
             sharpen=self.sharpen,
             adapter=self.adapter if self.engine == "feedforward" else "",
@@ -232,6 +235,9 @@ class Rendition(models.Model):
     file = models.FileField(max_length=500, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
+    # The smaller widths stored besides `file` (STYLETRANSFER["WIDTHS"]): [[width, height,
+    # name], ...] ascending, so a srcset names only files that exist.
+    variants = models.JSONField(default=list, blank=True)
     engine = models.CharField(max_length=20, blank=True)
     device = models.CharField(max_length=20, blank=True)
     # The Celery task that claimed the render; its redelivery may take over at once.

@@ -168,13 +168,14 @@ def rendition_render(
                 raise
             _finish(rendition, status=Rendition.Status.FAILED, error=_one_line(exc))
             return rendition
-        name = _store(rendition, style, image)
+        name, variants = _store(rendition, style, image, params.widths)
     _finish(
         rendition,
         status=Rendition.Status.READY,
         file=name,
         width=image.width,
         height=image.height,
+        variants=variants,
         engine=style.engine,
         device=engine.device,
         render_seconds=time.perf_counter() - started,
@@ -196,8 +197,13 @@ def _open_stored(name: str):
         raise InputImageError(f"the file {name} is missing from storage") from exc
 
 
-def _store(rendition: Rendition, style: Style, image) -> str:
-    """Encode and write the file under its key-derived name, atomically where the storage allows."""
+def _store(rendition: Rendition, style: Style, image, widths=()) -> tuple[str, list]:
+    """Write the rendition's file under its key-derived name, and one file per smaller width
+    scaled down from it; returns the name and the variants ([width, height, name], ascending).
+
+    The variants are written first, so a rendition whose file exists has them all."""
+    from PIL import Image  # workers only
+
     extension = EXTENSIONS[conf.OUTPUT_FORMAT]
     name = keys.rendition_name(
         directory=conf.RENDITIONS_DIR,
@@ -207,9 +213,27 @@ def _store(rendition: Rendition, style: Style, image) -> str:
         params_hash=rendition.params_hash,
         extension=extension,
     )
+    variants = []
+    for width in widths:
+        if width >= image.width:  # a portrait photo's largest width is the render itself
+            continue
+        height = max(1, round(image.height * width / image.width))
+        smaller = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        variant = keys.variant_name(name, width)
+        _write(variant, _encode(smaller))
+        variants.append([width, height, variant])
+    _write(name, _encode(image))
+    return name, variants
+
+
+def _encode(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=conf.OUTPUT_FORMAT, quality=conf.OUTPUT_QUALITY, optimize=True)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def _write(name: str, data: bytes) -> None:
+    """Write atomically where the storage allows: a killed worker leaves no half image."""
     try:
         path = Path(default_storage.path(name))
     except NotImplementedError:
@@ -220,8 +244,7 @@ def _store(rendition: Rendition, style: Style, image) -> str:
         saved = default_storage.save(name, ContentFile(data))
         if saved != name:
             raise RuntimeError(f"storage saved {name} as {saved}")
-        return name
-    # Local disk: write a side file and rename it, so a killed worker leaves no half image.
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as fh:
@@ -229,7 +252,6 @@ def _store(rendition: Rendition, style: Style, image) -> str:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(partial, path)
-    return name
 
 
 def rendition_fail(*, rendition_id: int, error: str) -> None:

@@ -3,6 +3,7 @@
 import logging
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -206,6 +207,7 @@ def renditions_requeue() -> int:
 def styles_catch_up() -> int:
     """Make sure every active style is requested for the whole catalogue and has an embedding;
     returns how many styles needed a catalogue render."""
+    styles_rekey()
     styles = list(Style.objects.filter(active=True))
     behind = 0
     for style in styles:
@@ -221,6 +223,25 @@ def styles_catch_up() -> int:
         ):
             style_request_onboarding(style=style)
     return behind
+
+
+def styles_rekey() -> int:
+    """Save again the styles whose renders the settings now make differently (the shop changed
+    STYLETRANSFER["WIDTHS"]): each gets a new version, drops its older renditions and renders
+    its catalogue again (pages show originals meanwhile). Returns how many were re-keyed."""
+    rekeyed = 0
+    for style in Style.objects.all():
+        params = style.render_params()
+        if keys.params_hash(params.canonical(), style.reference_hash) == style.params_hash:
+            continue
+        try:
+            with transaction.atomic():
+                style_save(style=style)
+        except ValidationError as exc:  # an older style the new settings make invalid
+            logger.warning("Style %s not re-keyed: %s", style.slug, exc)
+            continue
+        rekeyed += 1
+    return rekeyed
 
 
 def rendition_retry(*, rendition: Rendition) -> None:
@@ -315,7 +336,12 @@ def style_render_catalog(*, style: Style, after_pk=None) -> object | None:
 
 def renditions_delete(*, renditions) -> int:
     """Delete rows now and their files once the deletion has committed."""
-    names = [name for name in renditions.values_list("file", flat=True) if name]
+    names = [
+        stored
+        for name, variants in renditions.values_list("file", "variants")
+        for stored in [name, *(variant[2] for variant in variants or ())]
+        if stored
+    ]
     # Pages may have cached the styles' current renditions; older versions are never shown.
     current = set(
         renditions.filter(

@@ -29,6 +29,7 @@ class ReadyRendition(NamedTuple):
     file: str
     width: int | None
     height: int | None
+    variants: tuple = ()  # ((width, height, file), ...) ascending, all narrower than `file`
 
 
 @dataclass(frozen=True)
@@ -172,12 +173,16 @@ def _fill(stale: list, style_keys: list, keys: dict, memo: dict, generation) -> 
             "file",
             "width",
             "height",
+            "variants",
         )
-        for source_hash, style_id, version, params_hash, status, name, width, height in rows:
+        for source_hash, style_id, version, params_hash, status, *ready in rows:
             if (style_id, version, params_hash) in wanted:
                 # Plain tuples in the cache: they unpickle fastest.
+                name, width, height, variants = ready
                 statuses[source_hash][(style_id, version, params_hash)] = (
-                    (name, width, height) if status == Rendition.Status.READY else None
+                    (name, width, height, tuple(tuple(v) for v in variants or ()))
+                    if status == Rendition.Status.READY
+                    else None
                 )
     missing = [
         (source, key)

@@ -10,4 +10,6 @@ STYLEREC = {**STYLEREC, "CONTROL_SHARE": 0.0}  # noqa: F405
 
 # Onboarding tunes a decoder for minutes on a CPU: only the tests about it turn it on
 # (tests/styletransfer/test_onboarding.py), whatever STYLETRANSFER_ONBOARD_STYLES says.
-STYLETRANSFER = {**STYLETRANSFER, "ONBOARD_STYLES": False}  # noqa: F405
+# The suite's styles render at their own small sizes; the widths' tests set WIDTHS themselves
+# (tests/styletransfer/test_widths.py).
+STYLETRANSFER = {**STYLETRANSFER, "ONBOARD_STYLES": False, "WIDTHS": []}  # noqa: F405

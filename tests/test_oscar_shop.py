@@ -82,4 +82,12 @@ def test_an_oscar_shop_is_personalized_and_records_baskets_and_orders(tmp_path):
     assert outcome["old_files_on_page"] == [], "the replaced photo's rendition is never shown"
     second, third = outcome["products"][1:]
     assert outcome["basket_add"] == 302
-    assert outcome["events"] == [["add_to_cart", second, True], ["purchase", third, True]]
+    first = outcome["products"][0]
+    assert outcome["guest_basket_add"] == 302 and outcome["guest_order"], outcome["guest_checkout"]
+    # Mugs at 12.00 (Oscar's default strategy: no tax), in Oscar's default currency.
+    assert outcome["events"] == [
+        ["add_to_cart", first, True, "24.0000", "GBP"],  # the guest's two mugs
+        ["purchase", first, True, "24.0000", "GBP"],  # the guest's order, from its session
+        ["add_to_cart", second, True, "24.0000", "GBP"],
+        ["purchase", third, True, "12.0000", "GBP"],  # the account's order of one
+    ]

@@ -36,6 +36,8 @@ SNIPPETS = {
     "oscar settings.py",
     "oscar templates/oscar/catalogue/partials/product.html",
     "oscar templates/oscar/layout.html",
+    "widths settings.py",  # tests/styletransfer/test_widths.py
+    "widths template",
 }
 
 

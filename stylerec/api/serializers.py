@@ -255,10 +255,21 @@ class ProductQuerySerializer(serializers.Serializer):
     )
 
 
+class ImageWidthSerializer(serializers.Serializer):
+    width = serializers.IntegerField(help_text="Width of this file in px.")
+    url = serializers.URLField()
+
+
 class PersonalizedImageSerializer(serializers.Serializer):
     """The image chosen for the calling shopper, and the decision events must name."""
 
-    url = serializers.URLField(allow_null=True)
+    url = serializers.URLField(allow_null=True, help_text="The image at its largest width.")
+    srcset = ImageWidthSerializer(
+        many=True,
+        help_text="The same image at each width stored (STYLETRANSFER['WIDTHS']), narrowest "
+        "first; empty when it has one size. A client picks the narrowest one that covers its "
+        "view.",
+    )
     style = serializers.CharField(help_text="Style slug, or `original`.")
     decision = serializers.IntegerField(
         allow_null=True,
@@ -312,6 +323,7 @@ class ProductImagesSerializer(serializers.Serializer):
         shown = self.context["shown"][product.pk]
         return {
             "url": self._absolute(shown.url),
+            "srcset": [{"width": w, "url": self._absolute(u)} for w, u in shown.srcset],
             "style": shown.style,
             "decision": shown.decision_id,
         }

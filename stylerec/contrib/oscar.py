@@ -19,33 +19,79 @@ def connect() -> None:
 
     basket_addition.connect(_added_to_basket, dispatch_uid="stylerec-oscar-basket")
     order_placed.connect(_order_placed, dispatch_uid="stylerec-oscar-order")
+    try:
+        from oscar.apps.checkout.signals import post_checkout
+    except ImportError:  # a shop without Oscar's checkout app records guests' orders itself
+        return
+    post_checkout.connect(_guest_checked_out, dispatch_uid="stylerec-oscar-guest-order")
 
 
 def _added_to_basket(sender, product, user, request=None, **kwargs) -> None:
+    """The basket view's addition: the line's unit price times the quantity the form posted."""
     from ..shoppers import request_is_tracked, shopper_for_request
 
     if kwargs.get("raw") or request is None or not request_is_tracked(request):
         return
-    _record(shopper_for_request(request), "add_to_cart", [product])
+    value, currency = None, None
+    line = getattr(sender, "line", None)  # the view keeps the line it added to
+    if line is not None and line.product_id == product.pk:
+        unit = _price(line.unit_price_incl_tax, line.unit_price_excl_tax)
+        if unit is not None:
+            value, currency = unit * _quantity(request.POST.get("quantity")), line.price_currency
+    _record(shopper_for_request(request), "add_to_cart", [(product, value, currency)])
 
 
 def _order_placed(sender, order, user, **kwargs) -> None:
-    """An account's order (Oscar sends no request with it; a guest checkout's shopper is not
-    known here, so a guest's purchase is not recorded)."""
+    """An account's order, wherever it was placed (Oscar sends no request with it)."""
     from ..shoppers import shopper_for_user
 
     if kwargs.get("raw") or user is None or not user.is_authenticated:
         return
-    products = [line.product for line in order.lines.all() if line.product_id]
-    _record(shopper_for_user(user), "purchase", products)
+    _record(shopper_for_user(user), "purchase", _order_lines(order))
 
 
-def _record(shopper, kind: str, products) -> None:
-    """One event per product, joined to the latest decision this shopper saw for it."""
-    from ..events import record_server_event
+def _guest_checked_out(sender, order, user, request=None, **kwargs) -> None:
+    """A guest's order through Oscar's checkout: its request names the shopper (an account's
+    order was recorded by order_placed already)."""
+    from ..shoppers import request_is_tracked, shopper_for_request
+
+    if request is None or (user is not None and user.is_authenticated):
+        return
+    if request_is_tracked(request):
+        _record(shopper_for_request(request), "purchase", _order_lines(order))
+
+
+def _order_lines(order) -> list:
+    return [
+        (line.product, _price(line.line_price_incl_tax, line.line_price_excl_tax), order.currency)
+        for line in order.lines.select_related("product")
+        if line.product_id
+    ]
+
+
+def _price(incl_tax, excl_tax):
+    """What the shopper pays: with tax where the strategy knows it."""
+    return incl_tax if incl_tax is not None else excl_tax
+
+
+def _quantity(posted) -> int:
+    try:
+        return max(1, int(posted))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _record(shopper, kind: str, lines) -> None:
+    """One event per (product, value, currency), joined to the latest decision this shopper
+    saw for the product. A value the events API would refuse is dropped, never the event."""
+    from ..events import EventRejected, check_value, record_server_event
     from ..models import Decision
 
-    for product in products:
+    for product, value, currency in lines:
+        try:
+            check_value(kind=kind, value=value, currency=currency)
+        except EventRejected:
+            value, currency = None, None
         decision_id = (
             Decision.objects.filter(shopper=shopper, product_id=str(product.pk))
             .order_by("-pk")
@@ -53,5 +99,10 @@ def _record(shopper, kind: str, products) -> None:
             .first()
         )
         record_server_event(
-            shopper=shopper, kinds=[kind], product_id=product.pk, decision_id=decision_id
+            shopper=shopper,
+            kinds=[kind],
+            product_id=product.pk,
+            decision_id=decision_id,
+            value=value,
+            currency=currency,
         )

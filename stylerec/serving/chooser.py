@@ -59,6 +59,9 @@ class Shown:
     decision_id: int | None
     width: int | None = None
     height: int | None = None
+    # (width, URL) ascending, the largest being `url`, where the image exists at several
+    # widths (STYLETRANSFER["WIDTHS"]); () when it has one.
+    srcset: tuple = ()
 
 
 def choose_images(
@@ -97,12 +100,12 @@ def choose_images(
 def _original(product, decision_id: int | None = None) -> Shown:
     images = styletransfer_conf.product_images(product)
     image = images[0] if images else None
-    url = (
-        (styletransfer_conf.original_url(image) or _file_url(image.storage, image.name))
-        if image
-        else ""
+    if image is None:
+        return Shown(product.pk, "", ORIGINAL, decision_id)
+    url = styletransfer_conf.original_url(image) or _file_url(image.storage, image.name)
+    return Shown(
+        product.pk, url, ORIGINAL, decision_id, srcset=styletransfer_conf.original_srcset(image)
     )
-    return Shown(product.pk, url, ORIGINAL, decision_id)
 
 
 class _PageProducts:
@@ -130,13 +133,16 @@ class _PageProducts:
             return _original(product, decision_id)
         style = self.styles[self.arms.index(arm) - 1]
         rendition = self.ready[row][style.pk]
+        storage = storages[DEFAULT_STORAGE_ALIAS]
+        url = _file_url(storage, rendition.file)
+        srcset = ()
+        if rendition.variants:
+            srcset = (
+                *((width, _file_url(storage, name)) for width, _, name in rendition.variants),
+                (rendition.width, url),
+            )
         return Shown(
-            product.pk,
-            _file_url(storages[DEFAULT_STORAGE_ALIAS], rendition.file),
-            style.slug,
-            decision_id,
-            rendition.width,
-            rendition.height,
+            product.pk, url, style.slug, decision_id, rendition.width, rendition.height, srcset
         )
 
 

@@ -78,24 +78,59 @@ def personalize(context, products) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def personalized_image(context, product, css_class: str = "", loading: str = "lazy") -> str:
-    """<img> of the image chosen for this shopper, with the decision behind it."""
+def personalized_image(
+    context, product, css_class: str = "", loading: str = "lazy", width=None, sizes: str = ""
+) -> str:
+    """<img> of the image chosen for this shopper, with the decision behind it.
+
+    `width` (px the page shows it at) picks the smallest stored width that covers it; with
+    `width` or `sizes` (the HTML attribute) the tag adds a srcset of every stored width.
+    """
     product = _product(context, product)
     if product is None:
         return ""
     shown = _shown_for(context, [product])[product.pk]
+    url, size = shown.url, (shown.width, shown.height)
+    responsive = ""
+    wanted = _whole_number(width)
+    if shown.srcset and (wanted or sizes):
+        if wanted:
+            url = next((u for w, u in shown.srcset if w >= wanted), shown.srcset[-1][1])
+            if shown.width and url != shown.url:
+                chosen = next(w for w, u in shown.srcset if u == url)
+                size = (chosen, max(1, round(shown.height * chosen / shown.width)))
+        responsive = format_html(
+            ' srcset="{}" sizes="{}"',
+            ", ".join(f"{u} {w}w" for w, u in shown.srcset),
+            sizes or f"{wanted}px",
+        )
     return format_html(
         '<img src="{}" alt="{}" class="stylerec-image {}" loading="{}" data-product="{}" '
-        'data-style="{}" data-decision="{}"{}>',
-        shown.url,
+        'data-style="{}" data-decision="{}"{}{}>',
+        url,
         str(product),
         css_class,
         loading,
         product.pk,
         shown.style,
         shown.decision_id or "",
-        format_html(' width="{}" height="{}"', shown.width, shown.height) if shown.width else "",
+        responsive,
+        format_html(' width="{}" height="{}"', *size) if size[0] else "",
     )
+
+
+def _whole_number(value) -> int | None:
+    """A template's width: 400 or "400"; anything else is no width (logged, never an error)."""
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        logger.warning("{%% personalized_image %%} width=%r is not a width in px", value)
+        return None
+    return number
 
 
 @register.simple_tag(takes_context=True)

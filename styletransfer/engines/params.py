@@ -37,6 +37,9 @@ class RenderParams:
     # sha256 of the style's onboarding adapter (feedforward only; engines/onboarding.py), so
     # renditions made before a style was onboarded are superseded when its adapter lands.
     adapter: str = ""
+    # Widths (px) stored besides the render, which is made at `size` (the largest of them):
+    # smaller ones are scaled down from it, so every width of a srcset shows the same strokes.
+    widths: tuple[int, ...] = ()
 
     # Parameters an engine ignores stay out of its canonical form, so changing them
     # does not invalidate renditions.
@@ -64,6 +67,11 @@ class RenderParams:
             and all(c in "0123456789abcdef" for c in self.adapter)
         ):
             raise ValueError(f"adapter must be a sha256 in hex, not {self.adapter!r}")
+        for width in self.widths:
+            _check_int("widths", width, 16, MAX_SIZE)
+        ascending = list(self.widths) == sorted(set(self.widths))
+        if self.widths and (not ascending or self.size < max(self.widths)):
+            raise ValueError("widths must ascend, each once, none above size")
         for name in ("sharpen", "denoise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -77,7 +85,11 @@ class RenderParams:
             ignored = ignored | {"preserve_colors"}
         if self.engine != "feedforward" or not self.adapter:  # keys made before onboarding hold
             ignored = ignored | {"adapter"}
+        if not self.widths:  # keys made before widths hold
+            ignored = ignored | {"widths"}
         values = {k: v for k, v in asdict(self).items() if k not in ignored}
+        if "widths" in values:
+            values["widths"] = list(values["widths"])
         for name in ("sharpen", "denoise"):
             if name in values:
                 values[name] = round(float(values[name]), 4)

@@ -19,8 +19,10 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.files.base import ContentFile  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
+from oscar.apps.address.models import Country  # noqa: E402
 from oscar.apps.basket.models import Basket  # noqa: E402
 from oscar.apps.catalogue.models import Product, ProductClass, ProductImage  # noqa: E402
+from oscar.apps.order.models import Order  # noqa: E402
 from oscar.apps.partner.strategy import Selector  # noqa: E402
 from oscar.test.factories import create_order, create_stockrecord  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
@@ -86,8 +88,32 @@ image.original.save("mug0-new.jpg", ContentFile(photo(9)), save=True)
 new_hash = SourceImage.objects.get(object_id=str(first.pk), position=0).content_hash
 after = shopper.get("/catalogue/").content.decode()
 
-# The shopper puts a mug in the basket (Oscar's own view), signs in and orders another.
-added = shopper.post(f"/basket/add/{products[1].pk}/", {"quantity": 1})
+# A guest browses, puts two of the first mug in the basket and checks out through Oscar's own
+# checkout views (each step as a browser posts it).
+guest = Client()
+guest.get("/catalogue/")
+guest_added = guest.post(f"/basket/add/{products[0].pk}/", {"quantity": 2})
+Country.objects.create(iso_3166_1_a2="GB", name="United Kingdom", is_shipping_country=True)
+checkout = [
+    guest.post("/checkout/", {"username": "guest@example.com", "options": "anonymous"}),
+    guest.post(
+        "/checkout/shipping-address/",
+        {
+            "first_name": "Gail",
+            "last_name": "Guest",
+            "line1": "1 High Street",
+            "line4": "London",
+            "postcode": "SW1A 1AA",
+            "country": "GB",
+        },
+    ),
+    guest.get("/checkout/shipping-method/", follow=True),
+    guest.post("/checkout/preview/", {"action": "place_order"}),
+]
+guest_order = Order.objects.filter(guest_email="guest@example.com").first()
+
+# The shopper puts two mugs in the basket (Oscar's own view), signs in and orders another.
+added = shopper.post(f"/basket/add/{products[1].pk}/", {"quantity": 2})
 account = get_user_model().objects.create_user("ann", "ann@example.com", "ann-pw-12345")
 shopper.force_login(account)  # the session's history joins the account
 basket = Basket.objects.create(owner=account)
@@ -95,8 +121,8 @@ basket.strategy = Selector().strategy(user=account)
 basket.add_product(products[2], 1)
 create_order(basket=basket, user=account)
 events = [
-    (event.kind, event.product_id, event.decision_id is not None)
-    for event in Event.objects.exclude(kind="impression").order_by("pk")
+    (event.kind, event.product_id, event.decision_id is not None, str(event.value), event.currency)
+    for event in Event.objects.exclude(kind__in=["impression", "click"]).order_by("pk")
 ]
 
 print(
@@ -114,6 +140,9 @@ print(
             "old_files_on_page": [name for name in old_files if name and name in after],
             "products": [str(p.pk) for p in products],
             "basket_add": added.status_code,
+            "guest_basket_add": guest_added.status_code,
+            "guest_checkout": [r.status_code for r in checkout],
+            "guest_order": guest_order.number if guest_order else None,
             "events": events,
             "errors": list(Rendition.objects.exclude(error="").values_list("error", flat=True)),
         }

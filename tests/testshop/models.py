@@ -55,6 +55,8 @@ def live_pages():
     return Page.objects.filter(live=True)
 
 
-def thumbnail_url(image) -> str:
-    """What a shop names in STYLETRANSFER['ORIGINAL_URL']: its own pipeline's square crop."""
-    return f"/thumbnails/400x400/{image.name}"
+def thumbnail_url(image, width: int | None = None) -> str:
+    """What a shop names in STYLETRANSFER['ORIGINAL_URL']: its own pipeline's square crop, at
+    the width a srcset asks for."""
+    size = width or 400
+    return f"/thumbnails/{size}x{size}/{image.name}"
