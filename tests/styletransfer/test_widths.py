@@ -1,11 +1,13 @@
 """Renditions at the widths a shop shows them at: stored once each, named in srcset only when
 they exist, picked by width on pages and listed per width by the API."""
 
+import io
 import re
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.template import Context, Template
 from django.test import Client, RequestFactory
 from PIL import Image
@@ -237,3 +239,19 @@ def test_the_api_lists_each_width(settings):
         assert Client().get(shown["srcset"][0]["url"]).status_code == 200
     originals = [p["personalized"] for p in listing if p["personalized"]["style"] == "original"]
     assert all(p["srcset"] == [] for p in originals)
+
+
+def test_render_catalog_rekeys_and_renders_every_width_here(settings):
+    settings.CELERY_BROKER_URL = "filesystem://"  # the embedded default: no render worker
+    helpers.make_shop()
+    style = Style.objects.get(slug="ink")
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "WIDTHS": [48, 96]}
+    out = io.StringIO()
+    call_command("render_catalog", style="ink", wait=True, timeout=300, stdout=out)
+    assert "ink: 6 ready, 0 failed, 6 products" in out.getvalue()
+    style.refresh_from_db()
+    assert style.version == 2, "the settings' widths re-keyed the style"
+    for rendition in Rendition.objects.filter(style=style, style_version=2):
+        assert [v[:2] for v in rendition.variants] == [[48, 48]]
+        assert default_storage.exists(rendition.variants[0][2])
+    assert not Rendition.objects.filter(style=style, style_version=1).exists()

@@ -22,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3600, help="Seconds to wait at most.")
 
     def handle(self, *args, style=None, wait=False, timeout=3600, **options):
+        services.styles_rekey()  # the shop may have changed WIDTHS since the styles were saved
         styles = self._styles(style)
         for current in styles:
             after = None
