@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import selectors, services
 from .conf import conf
@@ -18,6 +18,13 @@ PREVIEW_PRODUCTS = 4
 # The fast engine's style loss may be this many times the slow one's before the preview warns
 # (issue 15's target for feedforward against optimize).
 QUALITY_TARGET = 1.5
+PRODUCT_MODE_NOTES = {
+    Rendition.ProductMode.WHOLE: " — no product could be told apart from its surroundings",
+    Rendition.ProductMode.SEGMENTED: " — outlined in a busy photo; check the edges",
+}
+PRODUCT_MODE_ROW = (
+    '<div><a href="{}?style__id__exact={}&amp;product_mode__exact={}">{}: {} of {}</a>{}</div>'
+)
 THUMB = (
     '<img src="{}" alt="" style="width:{}px;height:{}px;object-fit:cover;border-radius:6px;'
     'background:#f2f2f4">'
@@ -56,7 +63,7 @@ class StyleAdmin(admin.ModelAdmin):
     list_filter = ["active", "engine", "mode"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["thumbnail", "version", "embedding_state", "onboarding"]
+    readonly_fields = ["thumbnail", "version", "embedding_state", "onboarding", "product_modes"]
     actions = ["activate", "deactivate", "retry_failed"]
     fieldsets = [
         (
@@ -64,7 +71,7 @@ class StyleAdmin(admin.ModelAdmin):
             {"fields": ["name", "slug", "description", "reference_image", "thumbnail", "active"]},
         ),
         ("Rendering", {"fields": list(Style.RENDER_FIELDS)}),
-        ("State", {"fields": ["version", "embedding_state", "onboarding"]}),
+        ("State", {"fields": ["version", "embedding_state", "onboarding", "product_modes"]}),
     ]
 
     def get_queryset(self, request):
@@ -121,6 +128,30 @@ class StyleAdmin(admin.ModelAdmin):
             return f"{style.onboarding_state} on a render worker"
         ratio = (style.quality or {}).get("ratio")
         return f"ready: feedforward style loss {ratio}x the optimize engine's (see the preview)"
+
+    @admin.display(description="Product found by")
+    def product_modes(self, style: Style) -> str:
+        """Ready renditions of this version per product mode, so a merchandiser sees which
+        photos fell back to the whole image."""
+        if style.pk is None:
+            return "—"
+        if style.mode != "product":
+            return "whole-image style: every photo is painted whole"
+        ready = Rendition.objects.filter(
+            style=style, style_version=style.version, status=Rendition.Status.READY
+        )
+        by_mode = ready.order_by().values("product_mode").annotate(count=Count("pk"))
+        counts = {row["product_mode"]: row["count"] for row in by_mode}
+        total = sum(counts.values())
+        if not total:
+            return "no ready renditions of this version yet"
+        url = reverse("admin:styletransfer_rendition_changelist")
+        rows = [
+            (url, style.pk, value, label, counts[value], total, PRODUCT_MODE_NOTES.get(value, ""))
+            for value, label in [*Rendition.ProductMode.choices, ("", "not recorded")]
+            if counts.get(value)
+        ]
+        return format_html_join("", PRODUCT_MODE_ROW, rows)
 
     @admin.action(description="Activate: render for the whole catalogue and show to shoppers")
     def activate(self, request, queryset):
@@ -239,11 +270,12 @@ class RenditionAdmin(admin.ModelAdmin):
         "short_error",
         "engine",
         "device",
+        "product_mode",
         "render_seconds",
         "attempts",
         "finished_at",
     ]
-    list_filter = ["status", "style", "engine", "device"]
+    list_filter = ["status", "style", "product_mode", "engine", "device"]
     search_fields = ["source_hash", "error", "source_name"]
     actions = ["retry"]
     list_select_related = ["style"]

@@ -45,6 +45,7 @@ class Item:
     rendition: Rendition
     canvas: object = None
     seconds: float = 0.0  # its decode + share of the pass + encode
+    product_mode: str = ""  # how product mode told the product apart (the image's info)
 
 
 def renditions_render_batch(
@@ -192,6 +193,7 @@ class Pipeline:
     def _encode_store(self, item: Item, pixels) -> tuple[str, int, int, list]:
         started = time.perf_counter()
         image = self.engine.postprocess(pixels, item.canvas, self.params)
+        item.product_mode = image.info.get("product_mode", "")
         name, variants = rendering._store(item.rendition, self.style, image, self.params.widths)
         item.canvas = None  # its pixels are no longer needed
         item.seconds += time.perf_counter() - started
@@ -215,6 +217,7 @@ class Pipeline:
                 engine=self.style.engine,
                 device=self.engine.device,
                 render_seconds=item.seconds,
+                product_mode=item.product_mode,
             )
             self.outcome.ready.append(item.rendition.pk)
         self.storing = left

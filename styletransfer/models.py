@@ -221,6 +221,14 @@ class Rendition(models.Model):
         READY = "ready"
         FAILED = "failed"
 
+    class ProductMode(models.TextChoices):
+        """How product mode told the product apart (engines.images.PRODUCT_MODES)."""
+
+        CUTOUT = "cutout", "cut-out (transparent background)"
+        BACKDROP = "backdrop", "plain background"
+        SEGMENTED = "segmented", "segmented from its surroundings"
+        WHOLE = "whole", "whole image"
+
     source_hash = models.CharField(max_length=64)
     style = models.ForeignKey(Style, on_delete=models.CASCADE, related_name="renditions")
     style_version = models.PositiveIntegerField()
@@ -240,6 +248,8 @@ class Rendition(models.Model):
     variants = models.JSONField(default=list, blank=True)
     engine = models.CharField(max_length=20, blank=True)
     device = models.CharField(max_length=20, blank=True)
+    # Empty for styles in whole mode and for renditions made before it was recorded.
+    product_mode = models.CharField(max_length=10, choices=ProductMode.choices, blank=True)
     # The Celery task that claimed the render; its redelivery may take over at once.
     task_id = models.CharField(max_length=64, blank=True)
     render_seconds = models.FloatField(null=True, blank=True)

@@ -179,6 +179,7 @@ def rendition_render(
         engine=style.engine,
         device=engine.device,
         render_seconds=time.perf_counter() - started,
+        product_mode=image.info.get("product_mode", ""),
     )
     return rendition
 

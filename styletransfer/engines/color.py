@@ -22,7 +22,7 @@ class ColorEngine(Engine):
 
     def infer(self, canvas: Canvas, params: RenderParams, progress: Progress | None) -> np.ndarray:
         strength = params.strength / 100
-        if params.mode == "product":
+        if params.mode == "product" and canvas.mask is not None:
             result = painted_backdrop(canvas, strength)
         else:
             result = transfer_colour(

@@ -64,6 +64,11 @@ _TGA_FOOTER = b"TRUEVISION-XFILE.\x00"
 _PCX_VERSIONS = (0, 2, 3, 4, 5)
 
 
+# How product mode told the product apart, recorded on each rendition: the cut-out's alpha,
+# the plain background it was shot on, GrabCut's outline, or nothing (the whole photo painted).
+PRODUCT_MODES = ("cutout", "backdrop", "segmented", "whole")
+
+
 @dataclass
 class Canvas:
     """Preprocessed inputs shared by every engine (float32 arrays in 0..1)."""
@@ -73,6 +78,7 @@ class Canvas:
     mask: np.ndarray | None = None  # H x W product coverage in product mode
     backdrop: np.ndarray | None = None  # the plain colour the product was shot on (RGB)
     alpha: np.ndarray | None = None  # H x W alpha of a cut-out, in either mode
+    product_mode: str = ""  # how the product was told apart (PRODUCT_MODES); "" in whole mode
 
 
 def open_image(
@@ -310,16 +316,44 @@ def prepare_canvas(content: Image.Image, style: Image.Image, *, size: int, mode:
     if content.mode == "RGBA":
         canvas.alpha = alpha
     if mode == "product":
-        if content.mode == "RGBA":
-            canvas.mask, canvas.backdrop = alpha, WHITE.copy()
-        else:
-            try:
-                canvas.mask, canvas.backdrop = estimate_product_mask(pixels)
-            except InputImageError as exc:
-                # A lifestyle photo: no product can be told apart from its surroundings. The
-                # whole photo is painted rather than the catalogue's render failing.
-                logger.info("%s: rendering the whole image instead", exc)
+        find_product(canvas, cut_out=content.mode == "RGBA")
     return canvas
+
+
+def find_product(canvas: Canvas, *, cut_out: bool) -> None:
+    """Set the canvas's product mask, backdrop and product_mode, by the first way that works:
+    the cut-out's alpha, the plain background, GrabCut's outline, else none (whole photo)."""
+    if cut_out:
+        canvas.mask, canvas.backdrop, canvas.product_mode = canvas.alpha, WHITE.copy(), "cutout"
+        return
+    try:
+        canvas.mask, canvas.backdrop = estimate_product_mask(canvas.content)
+        canvas.product_mode = "backdrop"
+        return
+    except InputImageError as exc:
+        not_plain = str(exc)
+    found = _segment(canvas.content)
+    if found is None or found.mask is None:
+        # No product can be told apart from its surroundings: the whole photo is painted
+        # rather than the catalogue's render failing, and the rendition records it.
+        reason = found.reason if found is not None else "OpenCV is not installed"
+        logger.info("%s; %s: rendering the whole image instead", not_plain, reason)
+        canvas.product_mode = "whole"
+        return
+    # The outlined product becomes a cut-out on white, so every engine and finish() treat
+    # it as one: its pixels where the mask is 1 are the photo's own.
+    coverage = found.mask[..., None]
+    canvas.content = (coverage * canvas.content + (1.0 - coverage) * WHITE).astype(np.float32)
+    canvas.mask, canvas.backdrop, canvas.product_mode = found.mask, WHITE.copy(), "segmented"
+
+
+def _segment(pixels: np.ndarray):
+    try:
+        from .segmentation import segment_product
+    except ImportError:  # a worker installed without the render extra's OpenCV
+        logger.warning("opencv-python-headless is missing: product mode cannot segment photos")
+        return None
+    return segment_product(pixels)
 
 
 def estimate_product_mask(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -386,14 +420,15 @@ def finish(
         image = image.filter(
             ImageFilter.UnsharpMask(radius=1.5, percent=round(200 * sharpen), threshold=2)
         )
-    if mode != "product" or canvas.mask is None:
-        return image
-    backdrop = to_float(image)
-    coverage = canvas.mask[..., None]
-    # content = coverage * product + (1 - coverage) * plain backdrop, so swapping the plain
-    # backdrop for the painted one keeps the product's premultiplied colour exactly.
-    out = canvas.content + (1.0 - coverage) * (backdrop - canvas.backdrop)
-    return to_image(out)
+    if mode == "product" and canvas.mask is not None:
+        backdrop = to_float(image)
+        coverage = canvas.mask[..., None]
+        # content = coverage * product + (1 - coverage) * plain backdrop, so swapping the plain
+        # backdrop for the painted one keeps the product's premultiplied colour exactly.
+        image = to_image(canvas.content + (1.0 - coverage) * (backdrop - canvas.backdrop))
+    # Engines return an image, so how the product was found rides along in its info.
+    image.info["product_mode"] = canvas.product_mode
+    return image
 
 
 # --- colour spaces (sRGB D65 <-> CIE Lab), vectorised over any leading shape ---
