@@ -161,6 +161,8 @@ def _refine(photo: np.ndarray, product: np.ndarray) -> np.ndarray:
     labels = np.where(coarse, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     labels[ndimage.binary_erosion(coarse, iterations=band)] = cv2.GC_FGD
     labels[~ndimage.binary_dilation(coarse, iterations=band)] = cv2.GC_BGD
+    ring = max(1, round(BORDER * min(size)))  # as sure background as in the first pass
+    labels[:ring], labels[-ring:], labels[:, :ring], labels[:, -ring:] = (cv2.GC_BGD,) * 4
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.grabCut(work, labels, None, background, foreground, 1, cv2.GC_INIT_WITH_MASK)
     fine = ndimage.binary_opening(_is_product(labels), iterations=1)
