@@ -22,11 +22,13 @@ BORDER = 0.03  # the outermost ring (share of the short side) is sure background
 ITERATIONS = 5
 EDGE_BAND = 0.02  # half-width of the band refined near canvas size (share of the short side)
 PART = 0.2  # a part this share of the largest one counts (the second shoe of a pair)
+OPENING = 1  # erosions then dilations that cut bridges in the reduced copy (see _opened)
+PAIR = 0.5  # colour overlap (colour_overlap) of a part that belongs with the largest one
 
 # What a product's outline looks like: bounds set just outside what real clothing photos on
 # floors, beds and carpets give, and inside what scenes with nothing separable give
 # (bench/segmentation.py prints both).
-MIN_COVERAGE = 0.08
+MIN_COVERAGE = 0.04
 MAX_COVERAGE = 0.85
 MAX_PARTS = 2
 MIN_DOMINANCE = 0.85  # share of the outline's area in its counted parts (not in specks)
@@ -61,7 +63,7 @@ def segment_product(pixels: np.ndarray) -> Segmentation:
         product, previous = _grabcut(small, seeds)
         found = _measure(small, product, previous, seeds)
         if not found.reason:
-            found.mask = _refine(photo, product)
+            found.mask = _refine(photo, _counted_parts(product))
     except cv2.error as exc:  # e.g. no sample left for one of its colour models
         return Segmentation(reason=f"GrabCut found no outline ({exc.err or exc})")
     return found
@@ -90,13 +92,43 @@ def _seeds(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _grabcut(small: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The product after ITERATIONS, and after ITERATIONS - 2 (for the stability check)."""
+    """The product after ITERATIONS, and after ITERATIONS - 2 (for the stability check).
+
+    A part apart from the product in colours of its own (a door, a window behind a shirt)
+    is made sure background midway, so the colour models learn it is not product; a part in
+    the product's colours (the second shoe of a pair) stays.
+    """
     labels = seeds.copy()
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.grabCut(small, labels, None, background, foreground, ITERATIONS - 2, cv2.GC_INIT_WITH_MASK)
-    previous = _is_product(labels)
+    strays = _strays(small, _opened(_is_product(labels)))
+    if strays.any():
+        labels[strays] = cv2.GC_BGD
+        cv2.grabCut(small, labels, None, background, foreground, 2, cv2.GC_EVAL)
+    previous = _opened(_is_product(labels))
     cv2.grabCut(small, labels, None, background, foreground, 2, cv2.GC_EVAL)
-    return _is_product(labels), previous
+    return _opened(_is_product(labels)), previous
+
+
+def _opened(product: np.ndarray) -> np.ndarray:
+    """Without the one-pixel bridges that join the product to a neighbour of other colours."""
+    return ndimage.binary_opening(product, iterations=OPENING)
+
+
+def _strays(small: np.ndarray, product: np.ndarray) -> np.ndarray:
+    """Parts other than the largest whose colours overlap the largest's by under PAIR."""
+    labels, count = ndimage.label(product)
+    strays = np.zeros_like(product)
+    if count < 2:
+        return strays
+    areas = ndimage.sum_labels(product, labels, index=np.arange(1, count + 1))
+    largest = labels == np.argmax(areas) + 1
+    # Small ones too: a door left as a speck grows back into a part in the next iterations.
+    for number in np.flatnonzero(areas >= 0.02 * areas.max()) + 1:
+        part = labels == number
+        if not (part & largest).any() and colour_overlap(small, part, largest) < PAIR:
+            strays |= part
+    return strays
 
 
 def _is_product(labels: np.ndarray) -> np.ndarray:
@@ -124,16 +156,31 @@ def _part_areas(product: np.ndarray) -> np.ndarray:
     return ndimage.sum_labels(product, labels, index=np.arange(1, count + 1))
 
 
+def _counted_parts(product: np.ndarray) -> np.ndarray:
+    """The parts of at least PART of the largest one's area, without the specks (which the
+    refinement would otherwise grow into parts of their own)."""
+    labels, count = ndimage.label(product)
+    if count < 2:
+        return product
+    areas = ndimage.sum_labels(product, labels, index=np.arange(1, count + 1))
+    return np.isin(labels, np.flatnonzero(areas >= PART * areas.max()) + 1)
+
+
 def separation(photo: np.ndarray, product: np.ndarray) -> float:
-    """How far apart product and surroundings are in colour: 1 - the overlap of their
-    coarse (8 levels a channel) colour histograms. 0: the same colours, 1: none in common."""
+    """How far apart product and surroundings are in colour: 1 - colour_overlap.
+    0: the same colours, 1: none in common."""
     if not product.any() or product.all():
         return 0.0
+    return 1.0 - colour_overlap(photo, product, ~product)
+
+
+def colour_overlap(photo: np.ndarray, one: np.ndarray, other: np.ndarray) -> float:
+    """The intersection (0..1) of two regions' coarse colour histograms (8 levels a channel)."""
     bins = (photo // 32).astype(np.int32)
     codes = bins[..., 0] * 64 + bins[..., 1] * 8 + bins[..., 2]
-    inside = np.bincount(codes[product], minlength=512) / product.sum()
-    outside = np.bincount(codes[~product], minlength=512) / (~product).sum()
-    return float(1.0 - np.minimum(inside, outside).sum())
+    first = np.bincount(codes[one], minlength=512) / max(1, one.sum())
+    second = np.bincount(codes[other], minlength=512) / max(1, other.sum())
+    return float(np.minimum(first, second).sum())
 
 
 def _refusal(found: Segmentation) -> str:
@@ -165,12 +212,7 @@ def _refine(photo: np.ndarray, product: np.ndarray) -> np.ndarray:
     labels[:ring], labels[-ring:], labels[:, :ring], labels[:, -ring:] = (cv2.GC_BGD,) * 4
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.grabCut(work, labels, None, background, foreground, 1, cv2.GC_INIT_WITH_MASK)
-    fine = ndimage.binary_opening(_is_product(labels), iterations=1)
-    parts, count = ndimage.label(fine)
-    if count > 1:
-        areas = ndimage.sum_labels(fine, parts, index=np.arange(1, count + 1))
-        fine = np.isin(parts, np.flatnonzero(areas >= PART * areas.max()) + 1)
-    fine = _fill_pinholes(fine)
+    fine = _fill_pinholes(_counted_parts(ndimage.binary_opening(_is_product(labels))))
     if size != (width, height):
         fine = cv2.resize(fine.astype(np.float32), (width, height), cv2.INTER_LINEAR) >= 0.5
     mask = ndimage.gaussian_filter(fine.astype(np.float32), sigma=0.7)
