@@ -67,14 +67,21 @@ def main() -> int:
     print("\n== summary ==")
     for line in summaries:
         print(line)
-    accepted = [value for value in ious if value is not None]
-    print(
-        f"synthetic (cut-out on a busy photo, {len(ious)}): segmented {len(accepted)}, "
-        f"IoU median {statistics.median(accepted):.3f}, >= 0.9 in "
-        f"{sum(value >= 0.9 for value in accepted)}, < 0.5 in "
-        f"{sum(value < 0.5 for value in accepted)}"
-    )
+    print(iou_summary("synthetic (cut-out on a busy photo", ious))
+    for number, background in enumerate(BACKGROUNDS):
+        print(iou_summary(f"  on {background}", ious[number :: len(BACKGROUNDS)]))
     return 0
+
+
+def iou_summary(name: str, ious: list[float | None]) -> str:
+    accepted = [value for value in ious if value is not None]
+    if not accepted:
+        return f"{name}, {len(ious)}): none segmented"
+    return (
+        f"{name}, {len(ious)}): segmented {len(accepted)}, IoU median "
+        f"{statistics.median(accepted):.3f}, >= 0.9 in {sum(value >= 0.9 for value in accepted)}"
+        f", < 0.5 in {sum(value < 0.5 for value in accepted)}"
+    )
 
 
 def on_grey(cut_out: Image.Image) -> Image.Image:
