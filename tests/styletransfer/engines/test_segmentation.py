@@ -155,3 +155,15 @@ def test_whole_mode_records_no_product_mode(wave) -> None:
     photo = open_image(DATA / "photo-tee-on-carpet.jpg")
     out = get_engine("color", "cpu").render(photo, wave, RenderParams(engine="color", size=64))
     assert out.info["product_mode"] == ""
+
+
+def test_a_worker_without_opencv_paints_the_whole_photo_and_warns(monkeypatch, caplog, wave):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # what `import cv2` sees when it is missing
+    monkeypatch.delitem(sys.modules, "styletransfer.engines.segmentation", raising=False)
+    photo = open_image(DATA / "photo-tee-on-carpet.jpg")
+    with caplog.at_level("WARNING", logger="styletransfer.engines.images"):
+        canvas = prepare_canvas(photo, wave, size=96, mode="product")
+    assert (canvas.product_mode, canvas.mask) == ("whole", None)
+    assert "opencv-python-headless is missing" in caplog.text
