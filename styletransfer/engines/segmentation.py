@@ -1,9 +1,10 @@
 """Finding the product in a photo with neither alpha nor a plain background (OpenCV's GrabCut).
 
-GrabCut runs on a reduced copy, seeded with the border as sure background and everything
-inside it as probable product, then once more near the canvas's size in a band around the
-outline it found. The outline is taken only when it looks like one product (or a pair) standing
-inside the frame; otherwise `segment_product` says why, and the caller paints the whole photo.
+GrabCut runs on a reduced copy with the border as sure background, seeded once with all
+inside it as probable product and once with only a centre box (_choose keeps the better
+outline), then once more near the canvas's size in a band around the outline kept. It is
+taken only when it looks like one product (or a pair) standing inside the frame; otherwise
+`segment_product` says why, and the caller paints the whole photo.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from scipy import ndimage
 WORK_SIDE = 200
 REFINE_SIDE = 1024
 BORDER = 0.03  # the outermost ring (share of the short side) is sure background
+CENTRE = 0.5  # the central box (share of each side) the narrow seeding calls product
 ITERATIONS = 5
 EDGE_BAND = 0.02  # half-width of the band refined near canvas size (share of the short side)
 PART = 0.2  # a part this share of the largest one counts (the second shoe of a pair)
@@ -54,19 +56,48 @@ class Segmentation:
 def segment_product(pixels: np.ndarray) -> Segmentation:
     """The product's coverage (H x W: 1.0 inside, a feathered edge) in an RGB photo (0..1)."""
     photo = np.clip(np.rint(pixels[..., :3] * 255), 0, 255).astype(np.uint8)
+    small = _resized(photo, WORK_SIDE, cv2.INTER_AREA)
+    frame = _seeds(small.shape[:2])
+    wide = _outline(small, frame, frame)
+    narrow = _outline(small, _centre_seeds(frame), frame)
+    found, product = _choose(small, wide, narrow)
+    if not found.reason:
+        try:
+            found.mask = _refine(photo, _counted_parts(product))
+        except cv2.error as exc:
+            return Segmentation(reason=f"GrabCut found no outline ({exc.err or exc})")
+    return found
+
+
+def _outline(small, seeds, frame) -> tuple[Segmentation, np.ndarray | None]:
+    """GrabCut from these seeds, measured against the frame's border ring."""
     # GrabCut seeds its colour models' k-means from OpenCV's per-thread generator: the same
     # photo gives the same outline in any worker, whatever it segmented before.
     cv2.setRNGSeed(0)
     try:
-        small = _resized(photo, WORK_SIDE, cv2.INTER_AREA)
-        seeds = _seeds(small.shape[:2])
         product, previous = _grabcut(small, seeds)
-        found = _measure(small, product, previous, seeds)
-        if not found.reason:
-            found.mask = _refine(photo, _counted_parts(product))
     except cv2.error as exc:  # e.g. no sample left for one of its colour models
-        return Segmentation(reason=f"GrabCut found no outline ({exc.err or exc})")
-    return found
+        return Segmentation(reason=f"GrabCut found no outline ({exc.err or exc})"), None
+    return _measure(small, product, previous, frame), product
+
+
+def _choose(small, wide, narrow) -> tuple[Segmentation, np.ndarray | None]:
+    """Of the outlines seeded from the whole frame and from its centre, the one to keep.
+
+    From the whole frame, GrabCut takes in whatever has colours the border lacks (a door
+    beside a shirt); from the centre, it may stop short of a garment's paler half. Where the
+    wide outline adds to the narrow one in the narrow one's colours it is the same product
+    (wide wins), in colours of their own something else (narrow wins).
+    """
+    (wide_found, wide_product), (narrow_found, narrow_product) = wide, narrow
+    if narrow_found.reason:
+        return wide
+    if wide_found.reason:
+        return narrow
+    extra = wide_product & ~narrow_product
+    if extra.sum() < 0.02 * narrow_product.sum():
+        return wide
+    return wide if colour_overlap(small, extra, narrow_product) >= PAIR else narrow
 
 
 def _resized(image: np.ndarray, side: int, interpolation: int) -> np.ndarray:
@@ -79,15 +110,22 @@ def _resized(image: np.ndarray, side: int, interpolation: int) -> np.ndarray:
 
 
 def _seeds(shape: tuple[int, int]) -> np.ndarray:
-    """The border ring sure background, the rest probable product.
-
-    Seeding only a centre box as product, the ring around it probable background, was tried:
-    GrabCut then gave up (no product at all) on many garments wider than the box.
-    """
+    """The border ring sure background, the rest probable product."""
     height, width = shape
     seeds = np.full(shape, cv2.GC_PR_FGD, dtype=np.uint8)
     ring = max(1, round(BORDER * min(height, width)))
     seeds[:ring], seeds[-ring:], seeds[:, :ring], seeds[:, -ring:] = (cv2.GC_BGD,) * 4
+    return seeds
+
+
+def _centre_seeds(frame: np.ndarray) -> np.ndarray:
+    """The frame's seeds with only the central CENTRE box probable product."""
+    seeds = frame.copy()
+    height, width = frame.shape
+    top, left = round(height * (1 - CENTRE) / 2), round(width * (1 - CENTRE) / 2)
+    box = np.zeros(frame.shape, dtype=bool)
+    box[top : height - top, left : width - left] = True
+    seeds[(frame == cv2.GC_PR_FGD) & ~box] = cv2.GC_PR_BGD
     return seeds
 
 
