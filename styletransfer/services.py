@@ -1,5 +1,6 @@
 """Web-side writes: registering product images, requesting renditions, applying style edits."""
 
+import dataclasses
 import logging
 
 from django.contrib.contenttypes.models import ContentType
@@ -232,7 +233,14 @@ def styles_rekey() -> int:
     rekeyed = 0
     for style in Style.objects.all():
         params = style.render_params()
-        if keys.params_hash(params.canonical(), style.reference_hash) == style.params_hash:
+        # The adapter comes and goes with onboarding, which keys the style itself when it lands.
+        keyed = {
+            keys.params_hash(
+                dataclasses.replace(params, adapter=adapter).canonical(), style.reference_hash
+            )
+            for adapter in {"", style.adapter_sha256}
+        }
+        if style.params_hash in keyed:
             continue
         try:
             with transaction.atomic():
