@@ -271,6 +271,7 @@ class RenditionAdmin(admin.ModelAdmin):
         "engine",
         "device",
         "product_mode",
+        "widths",
         "render_seconds",
         "attempts",
         "finished_at",
@@ -291,6 +292,13 @@ class RenditionAdmin(admin.ModelAdmin):
         if rendition.status != Rendition.Status.READY or not rendition.file:
             return "—"
         return format_html(THUMB, rendition.file.url, 64, 64)
+
+    @admin.display(description="Widths")
+    def widths(self, rendition: Rendition) -> str:
+        """Every width stored (WIDTHS), the rendition's own last."""
+        if not rendition.width:
+            return "—"
+        return ", ".join(str(w) for w in [*(v[0] for v in rendition.variants), rendition.width])
 
     @admin.display(description="Error")
     def short_error(self, rendition: Rendition) -> str:

@@ -255,3 +255,16 @@ def test_render_catalog_rekeys_and_renders_every_width_here(settings):
         assert [v[:2] for v in rendition.variants] == [[48, 48]]
         assert default_storage.exists(rendition.variants[0][2])
     assert not Rendition.objects.filter(style=style, style_version=1).exists()
+
+
+def test_the_admin_lists_the_widths_each_rendition_has(settings, client, django_user_model):
+    settings.STYLETRANSFER = {**settings.STYLETRANSFER, "WIDTHS": [48, 96]}
+    helpers.make_shop()
+    django_user_model.objects.create_superuser("merchandiser", "m@example.com", "pw-123456789")
+    client.login(username="merchandiser", password="pw-123456789")
+    listing = client.get("/admin/styletransfer/rendition/")
+    assert listing.status_code == 200
+    widths = [
+        listing.context["cl"].model_admin.widths(r) for r in listing.context["cl"].result_list
+    ]
+    assert widths and set(widths) == {"48, 96"}
