@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections import OrderedDict
@@ -93,6 +94,7 @@ class FeedForwardEngine(Engine):
         return tuned
 
     def infer(self, canvas: Canvas, params: RenderParams, progress: Progress | None) -> np.ndarray:
+        params = _painted_as(canvas, params)
         stylised = self.stylise([self._pixels(canvas, params)], canvas.style, params)[0]
         if progress is not None:
             progress(1, 1)
@@ -118,17 +120,19 @@ class FeedForwardEngine(Engine):
         device holds; a pass that runs out of memory is halved and tried again (the smaller
         size is kept for later passes), and only one image alone out of memory raises."""
         outputs: list[np.ndarray | None] = [None] * len(canvases)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
+        by_shape: dict[tuple, list[int]] = {}
         for index, canvas in enumerate(canvases):
-            by_shape.setdefault(canvas.content.shape, []).append(index)
+            key = (canvas.content.shape, _painted_as(canvas, params).mode)
+            by_shape.setdefault(key, []).append(index)
         for same_shape in by_shape.values():
             start = 0
+            shape_params = _painted_as(canvases[same_shape[0]], params)
             while start < len(same_shape):
                 count = self.pass_size(canvases[same_shape[0]].content.shape[:2])
                 indices = same_shape[start : start + count]
-                group = [self._pixels(canvases[i], params) for i in indices]
+                group = [self._pixels(canvases[i], shape_params) for i in indices]
                 try:
-                    stylised = self.stylise(group, canvases[indices[0]].style, params)
+                    stylised = self.stylise(group, canvases[indices[0]].style, shape_params)
                 except (RuntimeError, MemoryError) as exc:
                     if not is_out_of_memory(exc) or len(indices) == 1:
                         raise
@@ -241,6 +245,14 @@ class FeedForwardEngine(Engine):
             while len(self._style_stats) > STYLE_CACHE_SIZE:
                 self._style_stats.popitem(last=False)
         return stats
+
+
+def _painted_as(canvas: Canvas, params: RenderParams) -> RenderParams:
+    """A product-mode photo in which no product was found is painted as whole mode paints it
+    (with the decoder's compensation), its colours not kept: its key ignores preserve_colors."""
+    if params.mode == "product" and canvas.mask is None:
+        return dataclasses.replace(params, mode="whole", preserve_colors=False)
+    return params
 
 
 def adain_alpha(strength: int) -> float:

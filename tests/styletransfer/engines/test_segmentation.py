@@ -151,6 +151,20 @@ def test_with_no_product_to_tell_apart_the_photo_itself_is_painted(engine_name, 
     assert np.corrcoef(source.ravel(), rendered.ravel())[0, 1] > 0.3
 
 
+def test_the_fast_engine_paints_a_photo_with_no_product_as_whole_mode_does(wave) -> None:
+    photo = open_image(DATA / "photo-mountain-stream.jpg")
+    engine = get_engine("feedforward", "cpu")
+    product = RenderParams(engine="feedforward", mode="product", size=96, preserve_colors=True)
+    whole = RenderParams(engine="feedforward", mode="whole", size=96)
+    fallen_back = engine.render(photo, wave, product)
+    assert fallen_back.info["product_mode"] == "whole"
+    # The same pixels as whole mode, its compensation included (it used to be skipped, and the
+    # style came out weaker); its colours are not kept, as the product-mode key ignores that.
+    assert fallen_back.tobytes() == engine.render(photo, wave, whole).tobytes()
+    (batched,) = engine.render_batch([photo], wave, product)
+    assert batched.tobytes() == fallen_back.tobytes()
+
+
 def test_whole_mode_records_no_product_mode(wave) -> None:
     photo = open_image(DATA / "photo-tee-on-carpet.jpg")
     out = get_engine("color", "cpu").render(photo, wave, RenderParams(engine="color", size=64))
