@@ -15,6 +15,8 @@ and gets the context-free part when served. bench/fit.py --compare measures it a
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,7 @@ EM_SHOPPERS = 3_000
 # profiles stay small (bench/fit.py --from-db).
 MIN_ENTRY_DECISIONS = 8
 _CHUNK_SHOPPERS = 4_000  # shoppers per pass: each (cells, d, d) working array ~20 MB
+_FIT_THREADS = min(4, os.cpu_count() or 1)  # chunks fitted at once
 
 
 @dataclass(frozen=True)
@@ -339,22 +342,32 @@ def _final_fit(
     stats, active, features, precision, hyper, references, keys, steps, min_entry_decisions
 ) -> ContextFit:
     n_keys, d = len(keys), features.shape[1]
-    means, covs, entry_row, entry_level, entry_means, entry_covs = [], [], [], [], [], []
-    for start in range(0, active.size, _CHUNK_SHOPPERS):
+
+    def chunk(start: int) -> tuple[np.ndarray, ...]:
         rows = active[start : start + _CHUNK_SHOPPERS]
         cells = _cell_table(stats, rows, features, precision)
         # The pooled level is served the context-free part; so is a context where the shopper
         # has few decisions, whose deviation barely moves (those decisions count in w_u).
         served = (cells.level < n_keys) & (cells.weight >= min_entry_decisions)
         post = _posterior(cells, hyper, served)
-        means.append(post.mean.astype(np.float32))
-        covs.append((post.cov + hyper.context_cov).astype(np.float32))
         owner, level = cells.owner[served], cells.level[served]
         theta = post.mean[owner] + post.deviation + hyper.offsets[level]
-        entry_row.append(owner + start)
-        entry_level.append(level)
-        entry_means.append(theta.astype(np.float32))
-        entry_covs.append(post.theta_cov.astype(np.float32))
+        return (
+            post.mean.astype(np.float32),
+            (post.cov + hyper.context_cov).astype(np.float32),
+            owner + start,
+            level,
+            theta.astype(np.float32),
+            post.theta_cov.astype(np.float32),
+        )
+
+    # numpy's batched linear algebra lets go of the GIL: chunks fit side by side on the
+    # cores there are, a few in flight at a time, in order.
+    with ThreadPoolExecutor(max_workers=_FIT_THREADS) as pool:
+        parts = list(pool.map(chunk, range(0, active.size, _CHUNK_SHOPPERS)))
+    means, covs, entry_row, entry_level, entry_means, entry_covs = (
+        [part[i] for part in parts] for i in range(6)
+    )
 
     def joined(parts, shape, dtype=np.float32):
         return np.concatenate(parts) if parts else np.zeros(shape, dtype)

@@ -195,3 +195,79 @@ def test_valued_rewards_are_read_alike_by_every_reader(mixed_logs, settings):
     via_orm = accumulator.statistics()
     for name in ("count", "reward", "reward_sq"):
         np.testing.assert_allclose(getattr(streamed, name), getattr(via_orm, name))
+
+
+def test_a_failing_read_is_raised_to_the_fit_and_the_reader_stops():
+    def rows():
+        yield from range(3)
+        raise RuntimeError("connection lost")
+
+    read = []
+    with pytest.raises(RuntimeError, match="connection lost"):
+        for row in fit_logs._read_ahead(rows(), depth=1):
+            read.append(row)
+    assert read == [0, 1, 2]
+    # A consumer that stops early does not leave the reader blocked on a full queue.
+    endless = fit_logs._read_ahead(iter(range(10**9)), depth=1)
+    assert next(endless) == 0
+    endless.close()
+
+
+def test_busiest_contexts_from_a_sample_are_those_counted_in_full(shop, monkeypatch):
+    """On a large log the busiest contexts come from a sample of its pages: the same keys as
+    counting every decision, where the shares are clear."""
+    from django.db import connection
+
+    shopper = Shopper.objects.create()
+    # Contexts interleaved, as they arrive over a day: 6 hoodies, 3 drinks, 1 cap in ten.
+    categories = ["Hoodies"] * 6 + ["Drinks"] * 3 + ["Caps"]
+    Decision.objects.bulk_create(
+        Decision(
+            shopper=shopper, product_id="1", candidates=ARMS, probabilities=[0.25] * 4,
+            chosen="original", propensity=0.25, model_version="t", policy="uniform",
+            context={"category": categories[i % 10], "device": "desktop"},
+        )
+        for i in range(4000)
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Decision._meta.db_table}")
+    exact = fit_logs._context_counts(_since())
+    monkeypatch.setattr(fit_logs, "MIN_CONTEXT_DECISIONS", 300)
+    monkeypatch.setattr(fit_logs, "CONTEXT_SAMPLE", 1000)  # 1000 of 4000: a page sample
+    sampled = fit_logs._sampled_context_counts(_since())
+    assert sampled is not None and sum(sampled.values()) != sum(exact.values())
+    assert fit_logs.context_levels(since=_since()) == [
+        "Hoodies|desktop",
+        "Drinks|desktop",
+        "Caps|desktop",
+    ]
+    assert exact["Caps|desktop"] == 400
+    # A window holding too little of the table for a sample is counted in full.
+    assert fit_logs._sampled_context_counts(timezone.now() + timedelta(days=1)) is None
+    monkeypatch.setattr(fit_logs, "CONTEXT_SAMPLE", 10**6)
+    assert fit_logs._sampled_context_counts(_since()) is None  # too small a table to sample
+
+
+def test_a_full_fit_caches_no_more_profiles_than_the_cache_keeps(shop, settings):
+    """A cache that culls at MAX_ENTRIES would evict the fit's own entries (and list its
+    folder on every write): the latest shoppers are cached, as many as half of it holds."""
+    from django.core.cache import caches
+
+    from stylerec.conf import conf
+
+    settings.CACHES = {
+        **settings.CACHES,
+        conf.CACHE_ALIAS: {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 20},
+        },
+    }
+    people = [Shopper.objects.create() for _ in range(30)]
+    for shopper in people:
+        for index in range(4):
+            _decision(shopper, ARMS[index], {"category": "Cups"}, "impression", "click")
+    model = preference_fit_full()
+    cached = [pk for pk in (p.pk for p in people) if state.cached(state._preference_key(pk))]
+    assert len(cached) == 10 and set(cached) == {p.pk for p in people[-10:]}
+    assert ShopperProfile.objects.filter(model_version=model.version).count() == 30
+    assert caches[conf.CACHE_ALIAS]._max_entries == 20
