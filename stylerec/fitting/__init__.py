@@ -161,7 +161,7 @@ def _shoppers_since(since) -> set[int]:
 def _cache_capacity() -> int | None:
     """Half the entries of a cache that culls at MAX_ENTRIES (files, local memory, a table),
     None for one that does not (Redis): more would evict the fit's own entries and the rest
-    of the shop's, and the file cache lists its folder on every write (5 s of a 5M fit)."""
+    of the shop's, and the file cache lists its folder on every write (bench/fit.py --from-db)."""
     from django.core.cache import caches
     from django.core.cache.backends.db import DatabaseCache
     from django.core.cache.backends.filebased import FileBasedCache

@@ -18,8 +18,8 @@ from stylerec.ml.preferences import Preference, preference_in_context
 POLICIES = ("thompson", "softmax", "greedy", "uniform")
 # The uniform share shrinks as a shopper's posterior in a context narrows, down to this part
 # of it: uniform draws are what a new shopper needs and what offline evaluation needs kept
-# above zero, but at 5 % they cost an established shopper 2-3 % of the oracle's click rate
-# (bench/simulate.py --tastes category).
+# above zero, but an established shopper's cost more clicks than they teach (measured with
+# bench/simulate.py --tastes category --seeds).
 UNIFORM_FLOOR = 0.2
 # Bounds the (shoppers x products x draws x arms) working array of batch calls.
 _CHUNK_ELEMENTS = 4_000_000
