@@ -203,7 +203,8 @@ def measure(baseline: bool) -> dict:
     """In this (fresh) process: the real `stylerec_fit`, or the old whole-log loading."""
     _setup_django()
     backend = _backend_pid()
-    phases = {} if baseline else _phased(backend)
+    readers = _reader_backends()
+    phases = {} if baseline else _phased(backend, readers)
     server_before = _process_cpu(backend)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     before, cpu_before = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
@@ -222,27 +223,54 @@ def measure(baseline: bool) -> dict:
         **figures,
         "seconds": seconds,
         "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before,
-        "server_cpu_seconds": _process_cpu(backend) - server_before,
+        "server_cpu_seconds": _process_cpu(backend) - server_before + readers[0],
         "peak_rss": usage.ru_maxrss * 1024,
         "rss_before": before,
         "phases": phases,
     }
 
 
-def _phased(backend: int) -> dict:
-    """Wrap each of PHASES to add its wall, process CPU and PostgreSQL CPU seconds to the
-    returned dict as the refit runs (the rest of the refit is the difference to the total)."""
+def _reader_backends() -> list[float]:
+    """CPU seconds of the backends of the connections the log's readers open besides Django's
+    (fitting.logs.LOG_READERS), each read as its connection closes: [running total]."""
+    import psycopg
+
+    total = [0.0]
+    connect = psycopg.connect
+
+    def counted(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        pid, close = db.info.backend_pid, db.close
+
+        def closing():
+            total[0] += _process_cpu(pid)  # the backend started with the connection
+            close()
+
+        db.close = closing
+        return db
+
+    psycopg.connect = counted
+    return total
+
+
+def _phased(backend: int, readers: list[float]) -> dict:
+    """Wrap each of PHASES to add its wall, process CPU and PostgreSQL CPU seconds (Django's
+    backend and the readers') to the returned dict as the refit runs (the rest of the refit
+    is the difference to the total)."""
     import importlib
 
     phases: dict[str, list[float]] = {}
 
+    def server() -> float:
+        return _process_cpu(backend) + readers[0]
+
     def wrapped(name, function):
         def timed(*args, **kwargs):
-            marks = time.perf_counter(), time.process_time(), _process_cpu(backend)
+            marks = time.perf_counter(), time.process_time(), server()
             try:
                 return function(*args, **kwargs)
             finally:
-                now = time.perf_counter(), time.process_time(), _process_cpu(backend)
+                now = time.perf_counter(), time.process_time(), server()
                 spent = phases.setdefault(name, [0.0, 0.0, 0.0])
                 for i in range(3):
                     spent[i] += now[i] - marks[i]

@@ -7,9 +7,12 @@ added up with numpy; other databases (the embedded SQLite) read it in ORM chunks
 
 from __future__ import annotations
 
+import itertools
+import os
 import queue
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import numpy as np
@@ -28,7 +31,10 @@ _ORM_CHUNK = 2_000
 # Decisions sampled to find the busiest contexts in a large log (`_sampled_context_counts`).
 CONTEXT_SAMPLE = 200_000
 BUCKET_BITS = 16  # the PostgreSQL reader's buckets: 65,536 decision ids, ~1.8 MB each
-_READ_AHEAD = 4  # buckets the reader thread may fetch before they are added up
+_READ_AHEAD = 4  # buckets the reader threads may fetch before they are added up
+# Connections reading a large log side by side, and the fewest buckets worth one of them.
+LOG_READERS = min(2, os.cpu_count() or 1)
+_BUCKETS_PER_READER = 8
 # A decision and an event as the PostgreSQL reader packs them (`_log_query`); times as
 # PostgreSQL sends a timestamptz, microseconds since 2000-01-01 (cheaper than converting).
 _DECISION = np.dtype(
@@ -284,75 +290,133 @@ def _value_factors(kinds, kind, values, pair_of_event) -> np.ndarray:
 
 
 def _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
-    """A server-side cursor, read by a thread of its own while this one adds the previous
-    bucket up (psycopg waits for the server without the GIL): the database's work and the
-    client's overlap, and memory stays at a few buckets (the queue's bound)."""
+    """Server-side cursors, each read by a thread of its own while this one adds up the
+    buckets they hand over (psycopg waits for the server without the GIL): the database's
+    work and the client's overlap, and memory stays at a few buckets (the queue's bound).
+    A large log outside a transaction is split between LOG_READERS connections, one range
+    of buckets each; in a transaction only this connection sees what it wrote, so it reads
+    alone."""
     id_range = _decisions(since, shopper_ids).aggregate(first=Min("id"), last=Max("id"))
     if id_range["first"] is None:
         return
-    sql, params = _log_query(
-        arm_slugs, keys, since, shopper_ids, (id_range["first"], id_range["last"])
-    )
-    connection.ensure_connection()
-    # A named cursor lives in a transaction. Each bucket is small: JIT compiling and parallel
-    # workers cost more than they save (the JIT alone took seconds at 1M decisions).
-    with (
-        transaction.atomic(using=connection.alias),
-        connection.connection.cursor(name="stylerec_fit_log", binary=True) as cursor,
-    ):
-        cursor.connection.execute("SET LOCAL jit = off")
-        cursor.connection.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    first, last = id_range["first"] >> BUCKET_BITS, id_range["last"] >> BUCKET_BITS
+    readers = LOG_READERS if shopper_ids is None and not connection.in_atomic_block else 1
+    readers = max(1, min(readers, (last - first + 1) // _BUCKETS_PER_READER))
+    if readers == 1:
+        connection.ensure_connection()
+        ids = (id_range["first"], id_range["last"])
+        with (
+            transaction.atomic(using=connection.alias),
+            _log_cursor(connection.connection, arm_slugs, keys, since, shopper_ids, ids) as rows,
+        ):
+            _add_buckets(accumulator, _read_ahead([rows]))
+        return
+    bounds = np.linspace(first, last + 1, readers + 1).round().astype(int).tolist()
+    params = connection.get_connection_params()
+    sources = [
+        _log_rows_apart(
+            params, arm_slugs, keys, since, (lo << BUCKET_BITS, (hi - 1) << BUCKET_BITS)
+        )
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    _add_buckets(accumulator, _read_ahead(sources))
+
+
+def _add_buckets(accumulator, buckets) -> None:
+    for packed_decisions, packed_events in buckets:
+        if packed_decisions is None:  # a bucket with no decision in the window
+            continue
+        decisions = np.frombuffer(packed_decisions, dtype=_DECISION)
+        events = np.frombuffer(packed_events or b"", dtype=_EVENT)
+        reward, impressed = _outcomes_of(decisions, events)
+        accumulator.add(
+            decisions["shopper"].astype(np.int64),
+            decisions["arm"].astype(np.int64),
+            decisions["level"].astype(np.int64),
+            reward,
+            impressed,
+        )
+
+
+@contextmanager
+def _log_cursor(db, arm_slugs, keys, since, shopper_ids, id_range):
+    """A named cursor over the buckets of `_log_query` on the psycopg connection `db`, in the
+    transaction the caller opened (a named cursor lives in one). Each bucket is small: JIT
+    compiling and parallel workers cost more than they save (the JIT alone took seconds at
+    1M decisions)."""
+    sql, params = _log_query(arm_slugs, keys, since, shopper_ids, id_range)
+    with db.cursor(name="stylerec_fit_log", binary=True) as cursor:
+        db.execute("SET LOCAL jit = off")
+        db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cursor.itersize = 1
         cursor.execute(sql, params)
-        for packed_decisions, packed_events in _read_ahead(cursor):
-            if packed_decisions is None:  # a bucket with no decision in the window
-                continue
-            decisions = np.frombuffer(packed_decisions, dtype=_DECISION)
-            events = np.frombuffer(packed_events or b"", dtype=_EVENT)
-            reward, impressed = _outcomes_of(decisions, events)
-            accumulator.add(
-                decisions["shopper"].astype(np.int64),
-                decisions["arm"].astype(np.int64),
-                decisions["level"].astype(np.int64),
-                reward,
-                impressed,
-            )
+        yield cursor
+
+
+def _log_rows_apart(connection_params, arm_slugs, keys, since, id_range):
+    """The buckets of an id range on a connection of its own, opened in the thread that reads
+    them and closed after (`_read_ahead` closes this generator)."""
+    import psycopg
+
+    with (
+        psycopg.connect(**connection_params) as db,
+        db.transaction(),
+        _log_cursor(db, arm_slugs, keys, since, None, id_range) as rows,
+    ):
+        yield from rows
 
 
 _END = object()
 
 
-def _read_ahead(rows, depth: int = _READ_AHEAD):
-    """`rows` iterated in a thread, at most `depth` items ahead of the consumer; its error,
-    if any, raised here. The consumer must not use the connection meanwhile."""
+def _read_ahead(sources, depth: int = _READ_AHEAD):
+    """The items of every iterable in `sources`, each iterated in a thread of its own, in no
+    set order across sources, at most `depth` ahead of the consumer; an error in any raised
+    here. The consumer must not use a connection a source reads meanwhile."""
     ahead: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def read() -> None:
+    def handed(item) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read(rows) -> None:
         try:
             for row in rows:
-                while not stop.is_set():
-                    try:
-                        ahead.put(row, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not handed(row):
                     return
-            ahead.put(_END)
+            handed(_END)
         except BaseException as error:  # handed to the consumer, which re-raises it
-            ahead.put(error)
+            handed(error)
+        finally:
+            if hasattr(rows, "close"):  # a generator: its connection and transaction end here
+                rows.close()
 
-    reader = threading.Thread(target=read, name="stylerec-fit-log", daemon=True)
-    reader.start()
+    readers = [
+        threading.Thread(target=read, args=(rows,), name="stylerec-fit-log", daemon=True)
+        for rows in sources
+    ]
+    for reader in readers:
+        reader.start()
     try:
-        while (item := ahead.get()) is not _END:
-            if isinstance(item, BaseException):
+        running = len(readers)
+        while running:
+            item = ahead.get()
+            if item is _END:
+                running -= 1
+            elif isinstance(item, BaseException):
                 raise item
-            yield item
+            else:
+                yield item
     finally:
         stop.set()
-        reader.join()
+        for reader in readers:
+            reader.join()
 
 
 def _orm_into(accumulator, decisions, arm_slugs, keys) -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
+import psycopg
 import pytest
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from stylerec.models import Decision, Event, PreferenceModel, Shopper, ShopperPr
 from stylerec.serving import state
 from stylerec.serving.chooser import choose_images
 
-from .helpers import STYLE_SLUGS, add_category
+from .helpers import STYLE_SLUGS, add_category, make_shop
 
 pytestmark = pytest.mark.django_db
 ARMS = ["original", *STYLE_SLUGS]
@@ -47,6 +48,10 @@ def _decision(shopper, chosen, context, *kinds, late=False):
 
 @pytest.fixture
 def mixed_logs(shop):
+    return _mixed_logs()
+
+
+def _mixed_logs():
     """Beacon, no-JS and crawler shoppers; rewards in and out of the window; arms no longer
     known; contexts modelled, pooled and missing."""
     rng = random.Random(4)
@@ -204,11 +209,11 @@ def test_a_failing_read_is_raised_to_the_fit_and_the_reader_stops():
 
     read = []
     with pytest.raises(RuntimeError, match="connection lost"):
-        for row in fit_logs._read_ahead(rows(), depth=1):
+        for row in fit_logs._read_ahead([rows()], depth=1):
             read.append(row)
     assert read == [0, 1, 2]
     # A consumer that stops early does not leave the reader blocked on a full queue.
-    endless = fit_logs._read_ahead(iter(range(10**9)), depth=1)
+    endless = fit_logs._read_ahead([iter(range(10**9)), iter(range(10**9))], depth=1)
     assert next(endless) == 0
     endless.close()
 
@@ -271,3 +276,23 @@ def test_a_full_fit_caches_no_more_profiles_than_the_cache_keeps(shop, settings)
     assert len(cached) == 10 and set(cached) == {p.pk for p in people[-10:]}
     assert ShopperProfile.objects.filter(model_version=model.version).count() == 30
     assert caches[conf.CACHE_ALIAS]._max_entries == 20
+
+
+def test_a_large_log_read_by_two_connections_adds_up_as_read_by_one(transactional_db, monkeypatch):
+    """Outside a transaction the log is split between connections, a range of buckets each
+    (here buckets of four decision ids): the same statistics as one connection reading all."""
+    make_shop()
+    keys = _mixed_logs()
+    monkeypatch.setattr(fit_logs, "BUCKET_BITS", 2)
+    monkeypatch.setattr(fit_logs, "_BUCKETS_PER_READER", 1)
+    monkeypatch.setattr(fit_logs, "LOG_READERS", 1)
+    alone = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    monkeypatch.setattr(fit_logs, "LOG_READERS", 2)
+    opened = []
+    connect = psycopg.connect
+    monkeypatch.setattr(psycopg, "connect", lambda **kw: opened.append(1) or connect(**kw))
+    split = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    assert len(opened) == 2
+    np.testing.assert_array_equal(split.shoppers, alone.shoppers)
+    for name in ("count", "reward", "reward_sq"):
+        np.testing.assert_allclose(getattr(split, name), getattr(alone, name))
