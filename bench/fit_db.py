@@ -8,11 +8,12 @@ at the end unless --keep) through COPY: styles with synthetic embeddings, N shop
 decisions with category and device context, impressions (from half of the shoppers, as a
 beacon would) and clicks drawn from category-dependent hidden tastes. The decisions of the
 first size are kept and more are added for the next, so the sizes share their shoppers.
-For each size a fresh subprocess runs the `stylerec_fit` command and reports its wall time
-and peak RSS (getrusage); --baseline also runs, in its own subprocess, the loading that
-`stylerec_fit` did before it streamed (every decision as a Python row, then the
-context-blind fit). Target (issue 18): <= 30 s and <= 1 GiB at 5M decisions, and peak
-memory flat in the number of decisions.
+For each size a fresh subprocess runs the `stylerec_fit` command and reports its wall time,
+peak RSS (getrusage) and CPU seconds, its own and PostgreSQL's (every backend it used), per
+phase (PHASES) and in all, beside the load average; --baseline also runs, in its own
+subprocess, the loading that `stylerec_fit` did before it streamed (every decision as a
+Python row, then the context-blind fit). Target (issue 18): <= 30 s and <= 1 GiB at 5M
+decisions, and peak memory flat in the number of decisions.
 """
 
 from __future__ import annotations
