@@ -2,7 +2,8 @@
 
 theta(shopper u, context c) = w_u + gamma_c + delta_uc, and reward = x_arm . theta + noise:
   w_u ~ N(mu, Sigma)       the shopper's taste across contexts (em.py's whole model)
-  gamma_c                  the crowd's offset in context c: a style that works on shoes
+  gamma_c                  the crowd's offset in context c: a style that works on shoes;
+                           a category's part plus a device class's (`offset_design`)
   delta_uc ~ N(0, Omega)   the shopper's own deviation there, shrunk to zero where their
                            decisions in c are few
 Empirical Bayes fits mu, Sigma, Omega, gamma and the noise scale by EM on per-(shopper,
