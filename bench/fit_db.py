@@ -8,11 +8,12 @@ at the end unless --keep) through COPY: styles with synthetic embeddings, N shop
 decisions with category and device context, impressions (from half of the shoppers, as a
 beacon would) and clicks drawn from category-dependent hidden tastes. The decisions of the
 first size are kept and more are added for the next, so the sizes share their shoppers.
-For each size a fresh subprocess runs the `stylerec_fit` command and reports its wall time
-and peak RSS (getrusage); --baseline also runs, in its own subprocess, the loading that
-`stylerec_fit` did before it streamed (every decision as a Python row, then the
-context-blind fit). Target (issue 18): <= 30 s and <= 1 GiB at 5M decisions, and peak
-memory flat in the number of decisions.
+For each size a fresh subprocess runs the `stylerec_fit` command and reports its wall time,
+peak RSS (getrusage) and CPU seconds, its own and PostgreSQL's (every backend it used), per
+phase (PHASES) and in all, beside the load average; --baseline also runs, in its own
+subprocess, the loading that `stylerec_fit` did before it streamed (every decision as a
+Python row, then the context-blind fit). Target (issue 18): <= 30 s and <= 1 GiB at 5M
+decisions, and peak memory flat in the number of decisions.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def add_decisions(tastes, first_id: int, n_decisions: int, n_styles: int, seed: 
     ]  # fmt: skip
     event_columns = [
         "shopper_id", "kind", "decision_id", "product_id", "style_slug", "occurred_at",
-        "received_at", "source",
+        "received_at", "source", "currency",
     ]  # fmt: skip
     with connection.cursor() as cursor:
         for start in range(0, n_decisions, _CHUNK):
@@ -173,7 +174,7 @@ def add_decisions(tastes, first_id: int, n_decisions: int, n_styles: int, seed: 
                 for kind in kinds:
                     event_lines.append(
                         f"{shopper_id}\t{kind}\t{decision_id}\t{decision_id % 500}\t"
-                        f"{arms[arm[i]]}\t{created}\t{created}\tbench\n"
+                        f"{arms[arm[i]]}\t{created}\t{created}\tbench\t\n"
                     )
             _copy(cursor.cursor, Decision._meta.db_table, decision_columns, decision_lines)
             _copy(cursor.cursor, Event._meta.db_table, event_columns, event_lines)
@@ -190,10 +191,21 @@ def _seconds(value):
     return timedelta(seconds=int(value))
 
 
+# The refit's phases as the bench times them: (module, function) wrapped in `_phased`.
+PHASES = {
+    "contexts": ("stylerec.fitting", "context_levels"),
+    "log": ("stylerec.fitting", "stream_statistics"),
+    "fit": ("stylerec.ml.context", "fit_context_preferences"),
+    "profiles": ("stylerec.fitting", "profiles_save"),
+}
+
+
 def measure(baseline: bool) -> dict:
     """In this (fresh) process: the real `stylerec_fit`, or the old whole-log loading."""
     _setup_django()
     backend = _backend_pid()
+    readers = _reader_backends()
+    phases = {} if baseline else _phased(backend, readers)
     server_before = _process_cpu(backend)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     before, cpu_before = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
@@ -212,10 +224,64 @@ def measure(baseline: bool) -> dict:
         **figures,
         "seconds": seconds,
         "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before,
-        "server_cpu_seconds": _process_cpu(backend) - server_before,
+        "server_cpu_seconds": _process_cpu(backend) - server_before + readers[0],
         "peak_rss": usage.ru_maxrss * 1024,
         "rss_before": before,
+        "phases": phases,
     }
+
+
+def _reader_backends() -> list[float]:
+    """CPU seconds of the backends of the connections the log's readers open besides Django's
+    (fitting.logs.LOG_READERS), each read as its connection closes: [running total]."""
+    import psycopg
+
+    total = [0.0]
+    connect = psycopg.connect
+
+    def counted(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        pid, close = db.info.backend_pid, db.close
+
+        def closing():
+            total[0] += _process_cpu(pid)  # the backend started with the connection
+            close()
+
+        db.close = closing
+        return db
+
+    psycopg.connect = counted
+    return total
+
+
+def _phased(backend: int, readers: list[float]) -> dict:
+    """Wrap each of PHASES to add its wall, process CPU and PostgreSQL CPU seconds (Django's
+    backend and the readers') to the returned dict as the refit runs (the rest of the refit
+    is the difference to the total)."""
+    import importlib
+
+    phases: dict[str, list[float]] = {}
+
+    def server() -> float:
+        return _process_cpu(backend) + readers[0]
+
+    def wrapped(name, function):
+        def timed(*args, **kwargs):
+            marks = time.perf_counter(), time.process_time(), server()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                now = time.perf_counter(), time.process_time(), server()
+                spent = phases.setdefault(name, [0.0, 0.0, 0.0])
+                for i in range(3):
+                    spent[i] += now[i] - marks[i]
+
+        return timed
+
+    for name, (module_name, attribute) in PHASES.items():
+        module = importlib.import_module(module_name)
+        setattr(module, attribute, wrapped(name, getattr(module, attribute)))
+    return phases
 
 
 def _backend_pid() -> int:
@@ -288,7 +354,8 @@ def main(args) -> None:
                 f"this process, {real['server_cpu_seconds']:.1f} s in PostgreSQL), peak RSS "
                 f"{real['peak_rss'] / GIB:.2f} GiB (Django alone {real['rss_before'] / GIB:.2f})"
                 + (
-                    f"; old loading {old['seconds']:.1f} s, {old['peak_rss'] / GIB:.2f} GiB"
+                    f"; old loading {old['seconds']:.1f} s ({old['cpu_seconds']:.1f} + "
+                    f"{old['server_cpu_seconds']:.1f} s CPU), {old['peak_rss'] / GIB:.2f} GiB"
                     if old
                     else ""
                 )
@@ -306,15 +373,30 @@ def main(args) -> None:
 def _summary(rows) -> None:
     print(
         f"{'decisions':>12} {'load':>5} {'seconds':>8} {'CPU s':>6} {'PG CPU s':>8} "
-        f"{'peak GiB':>9} {'old s':>7} {'old GiB':>8}"
+        f"{'peak GiB':>9} {'old s':>7} {'old CPU':>7} {'old PG':>7} {'old GiB':>8}"
     )
     for size, load, real, old in rows:
         print(
             f"{size:>12,} {load:>5.1f} {real['seconds']:>8.1f} {real['cpu_seconds']:>6.1f} "
             f"{real['server_cpu_seconds']:>8.1f} "
             f"{real['peak_rss'] / GIB:>9.2f} "
-            + (f"{old['seconds']:>7.1f} {old['peak_rss'] / GIB:>8.2f}" if old else "")
+            + (
+                f"{old['seconds']:>7.1f} {old['cpu_seconds']:>7.1f} "
+                f"{old['server_cpu_seconds']:>7.1f} {old['peak_rss'] / GIB:>8.2f}"
+                if old
+                else ""
+            )
         )
+    print("phases, seconds: wall / CPU in the fit's process / CPU in PostgreSQL")
+    names = [*PHASES, "rest"]
+    print(f"{'decisions':>12} " + " ".join(f"{name:>18}" for name in names))
+    for size, _, real, _ in rows:
+        spent = dict(real["phases"])
+        totals = (real["seconds"], real["cpu_seconds"], real["server_cpu_seconds"])
+        timed = real["phases"].values()
+        spent["rest"] = [t - sum(p[i] for p in timed) for i, t in enumerate(totals)]
+        cells = [spent.get(name, [0.0, 0.0, 0.0]) for name in names]
+        print(f"{size:>12,} " + " ".join(f"{w:>6.1f}/{c:>5.1f}/{p:>5.1f}" for w, c, p in cells))
     if len(rows) > 1:
         (small, _, first, _), (large, _, last, _) = rows[0], rows[-1]
         print(

@@ -2,6 +2,7 @@
 
 .venv/bin/python bench/simulate.py [--shoppers 100] [--rounds 5] [--page 10] [--seed 0]
                                   [--tastes shared|category] [--against-blind]
+                                  [--seeds 0,1,2]
 
 Seeds the demo (5 styles from the paintings, renditions made in-process) on its own
 PostgreSQL database (BENCH_DATABASE_URL, default stylerec_simulate, dropped and made
@@ -12,10 +13,15 @@ Targets (issue 5): >= 0.90 of the oracle after 50 impressions per shopper, >= 1.
 Issue 18: with --tastes category (tastes that depend on the product's category) --rounds 25
 --against-blind, >= 0.90 of the oracle after 250 images per shopper and >= 1.8x uniform,
 with the context-blind fits' figures on the same tastes printed beside them.
+--seeds runs each seed in a process of its own (a fresh database each) and prints the mean
+and range over seeds of the last rounds' pooled figures (worlds differ: one seed says little).
 """
 
 import argparse
 import os
+import re
+import subprocess
+import sys
 
 os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stylerec_simulate")
 
@@ -39,7 +45,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tastes", choices=["shared", "category"], default="shared")
     parser.add_argument("--against-blind", action="store_true")
+    parser.add_argument("--seeds", help="comma-separated seeds, each run in its own process")
     args = parser.parse_args()
+    if args.seeds:
+        return over_seeds(args)
     drop_database()
     seeded_shop()
     from django.core.management import call_command
@@ -52,6 +61,38 @@ def main() -> None:
         seed=args.seed,
         tastes=args.tastes,
         against_blind=args.against_blind,
+    )
+
+
+_LATE = re.compile(
+    r"in context (?P<ratio>[\d.]+) of the oracle .*?, (?P<uniform>[\d.]+)x uniform; "
+    r"context-blind (?P<blind>[\d.]+) of the oracle"
+)
+
+
+def over_seeds(args) -> None:
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        command = [
+            sys.executable, __file__, "--seed", str(seed), "--shoppers", str(args.shoppers),
+            "--rounds", str(args.rounds), "--page", str(args.page), "--tastes", args.tastes,
+            "--against-blind",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        line = [row for row in done.stdout.splitlines() if row.startswith("images ")][-1]
+        found = _LATE.search(line)
+        rows.append({name: float(found[name]) for name in ("ratio", "uniform", "blind")})
+        print(f"seed {seed}: {line}", flush=True)
+    for name, label in (("ratio", "of the oracle"), ("uniform", "x uniform")):
+        values = [row[name] for row in rows]
+        print(
+            f"in context, {len(rows)} seeds: {sum(values) / len(values):.3f} {label} "
+            f"(range {min(values):.3f}-{max(values):.3f})"
+        )
+    blind = [row["blind"] for row in rows]
+    print(
+        f"context-blind, same seeds: {sum(blind) / len(blind):.3f} of the oracle "
+        f"(range {min(blind):.3f}-{max(blind):.3f})"
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from django.db.models import Max
 from django.utils import timezone
 
 from styletransfer.models import Style
@@ -150,7 +151,26 @@ def preference_fit_full(*, with_context: bool = True) -> PreferenceModel | None:
 
 
 def _shoppers_since(since) -> set[int]:
-    return set(_decisions(since).values_list("shopper_id", flat=True).distinct().order_by())
+    """The shoppers seen since `since`, as many as the cache keeps, the latest first."""
+    shoppers = _decisions(since).values("shopper_id").annotate(last=Max("created_at"))
+    latest = shoppers.order_by("-last").values_list("shopper_id", flat=True)
+    limit = _cache_capacity()
+    return set(latest[:limit] if limit is not None else latest)
+
+
+def _cache_capacity() -> int | None:
+    """Half the entries of a cache that culls at MAX_ENTRIES (files, local memory, a table),
+    None for one that does not (Redis): more would evict the fit's own entries and the rest
+    of the shop's, and the file cache lists its folder on every write (bench/fit.py --from-db)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+    from django.core.cache.backends.filebased import FileBasedCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    cache = caches[conf.CACHE_ALIAS]
+    if isinstance(cache, FileBasedCache | LocMemCache | DatabaseCache):
+        return max(cache._max_entries // 2, 1)
+    return None
 
 
 def _context_free_fit(stats, arm_features):

@@ -7,7 +7,12 @@ added up with numpy; other databases (the embedded SQLite) read it in ORM chunks
 
 from __future__ import annotations
 
+import itertools
+import os
+import queue
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import numpy as np
@@ -23,14 +28,20 @@ from ..models import Decision, Event
 MAX_CONTEXTS = 12
 MIN_CONTEXT_DECISIONS = 200
 _ORM_CHUNK = 2_000
+# Decisions sampled to find the busiest contexts in a large log (`_sampled_context_counts`).
+CONTEXT_SAMPLE = 200_000
 BUCKET_BITS = 16  # the PostgreSQL reader's buckets: 65,536 decision ids, ~1.8 MB each
-# A decision and an event as the PostgreSQL reader packs them (`_log_query`); times in
-# seconds since the epoch.
+_READ_AHEAD = 4  # buckets the reader threads may fetch before they are added up
+# Connections reading a large log side by side, and the fewest buckets worth one of them.
+LOG_READERS = min(2, os.cpu_count() or 1)
+_BUCKETS_PER_READER = 8
+# A decision and an event as the PostgreSQL reader packs them (`_log_query`); times as
+# PostgreSQL sends a timestamptz, microseconds since 2000-01-01 (cheaper than converting).
 _DECISION = np.dtype(
-    [("id", ">i8"), ("shopper", ">i8"), ("arm", ">i4"), ("level", ">i4"), ("created", ">f8")]
+    [("id", ">i8"), ("shopper", ">i8"), ("arm", ">i4"), ("level", ">i4"), ("created", ">i8")]
 )
 # An event's value is NaN when it carries none.
-_EVENT = np.dtype([("decision", ">i8"), ("kind", ">i4"), ("occurred", ">f8"), ("value", ">f8")])
+_EVENT = np.dtype([("decision", ">i8"), ("kind", ">i4"), ("occurred", ">i8"), ("value", ">f8")])
 
 
 def _decisions(since, shopper_ids=None):
@@ -42,6 +53,14 @@ def _decisions(since, shopper_ids=None):
 
 def context_levels(*, since) -> list[str]:
     """Keys (`context_key`) of the contexts the next fit models, busiest first."""
+    counts = _sampled_context_counts(since) if connection.vendor == "postgresql" else None
+    if counts is None:
+        counts = _context_counts(since)
+    busiest = [key for key, n in counts.most_common(MAX_CONTEXTS) if n >= MIN_CONTEXT_DECISIONS]
+    return busiest
+
+
+def _context_counts(since) -> Counter[str]:
     from ..ml.preferences import context_key
 
     rows = (
@@ -53,32 +72,81 @@ def context_levels(*, since) -> list[str]:
     counts: Counter[str] = Counter()
     for row in rows:
         counts[context_key(row["context__category"], row["context__device"])] += row["n"]
-    busiest = [key for key, n in counts.most_common(MAX_CONTEXTS) if n >= MIN_CONTEXT_DECISIONS]
-    return busiest
+    return counts
+
+
+def _sampled_context_counts(since) -> Counter[str] | None:
+    """Decisions per context estimated from a repeatable sample of the table's pages, when the
+    table is large enough for one (None otherwise): which contexts are busy is a question of
+    shares, and counting every decision was a whole pass over the log of its own."""
+    table = Decision._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        estimated = (cursor.fetchone() or [0])[0]
+        if estimated < 2 * CONTEXT_SAMPLE:
+            return None
+        percent = 100.0 * CONTEXT_SAMPLE / estimated
+        cursor.execute(
+            f"""SELECT COALESCE(context->>'category', '') || '|'
+                   || COALESCE(context->>'device', ''), count(*)
+            FROM {table} TABLESAMPLE SYSTEM (%s) REPEATABLE (0)
+            WHERE created_at >= %s GROUP BY 1""",
+            [percent, since],
+        )
+        rows = cursor.fetchall()
+    if sum(n for _, n in rows) < CONTEXT_SAMPLE // 4:  # the window is a small part of the table
+        return None
+    return Counter({key: n * 100.0 / percent for key, n in rows})
 
 
 class _Accumulator:
     """Adds decisions up per (shopper, level, arm); keeps per shopper whether any of its
-    decisions was reported seen (an impression) or acted on."""
+    decisions was reported seen (an impression) or acted on. Shoppers get a row when their
+    first decision arrives, so no pass over the log is needed to list them first."""
 
-    def __init__(self, shoppers: np.ndarray, n_levels: int, n_arms: int) -> None:
-        self.shoppers = shoppers
-        self.shape = (shoppers.size, n_levels, n_arms)
-        self.count_all = np.zeros(self.shape, np.float32)
-        self.count_acted = np.zeros(self.shape, np.float32)
-        self.reward = np.zeros(self.shape, np.float32)
-        self.reward_sq = np.zeros(self.shape, np.float32)
-        self.impressed = np.zeros(shoppers.size, bool)
-        self.acted = np.zeros(shoppers.size, bool)
+    def __init__(self, n_levels: int, n_arms: int, capacity: int = 1024) -> None:
+        self.cells = (n_levels, n_arms)
+        self.size = 0  # rows in use, in order of arrival
+        self.ids = np.zeros(0, np.int64)  # shopper ids, sorted, and their rows
+        self.rows = np.zeros(0, np.int64)
+        self.count_all, self.count_acted, self.reward, self.reward_sq = (
+            np.zeros((capacity, *self.cells), np.float32) for _ in range(4)
+        )
+        self.impressed = np.zeros(capacity, bool)
+        self.acted = np.zeros(capacity, bool)
+
+    def _rows_of(self, shopper: np.ndarray) -> np.ndarray:
+        """Rows of these shoppers, new ones added (arrays grow by a quarter when full)."""
+        found = np.minimum(np.searchsorted(self.ids, shopper), max(self.ids.size - 1, 0))
+        new = np.unique(shopper[self.ids[found] != shopper] if self.ids.size else shopper)
+        if new.size:
+            needed = self.size + new.size
+            if needed > len(self.acted):
+                self._grow(max(needed, len(self.acted) * 5 // 4))
+            ids = np.concatenate([self.ids, new])
+            rows = np.concatenate([self.rows, np.arange(self.size, needed)])
+            order = np.argsort(ids, kind="stable")
+            self.ids, self.rows, self.size = ids[order], rows[order], needed
+            found = np.searchsorted(self.ids, shopper)
+        return self.rows[found]
+
+    def _grow(self, capacity: int) -> None:
+        for name in ("count_all", "count_acted", "reward", "reward_sq", "impressed", "acted"):
+            old = getattr(self, name)
+            grown = np.zeros((capacity, *old.shape[1:]), old.dtype)
+            grown[: len(old)] = old
+            setattr(self, name, grown)
+            del old
 
     def add(self, shopper, arm, level, reward, impressed) -> None:
-        row = np.searchsorted(self.shoppers, shopper)
-        known = (row < self.shoppers.size) & (arm >= 0)
-        known[known] = self.shoppers[row[known]] == shopper[known]
-        row, arm, level = row[known], arm[known], level[known]
+        known = arm >= 0
+        shopper, arm, level = shopper[known], arm[known], level[known]
         reward, impressed = reward[known], impressed[known]
+        if not shopper.size:
+            return
+        row = self._rows_of(shopper)
         acted = impressed | (reward > 0)
-        n_levels, n_arms = self.shape[1:]
+        n_levels, n_arms = self.cells
         cells, where = np.unique((row * n_levels + level) * n_arms + arm, return_inverse=True)
         for target, values in (
             (self.count_all, np.ones(where.size)),
@@ -93,44 +161,31 @@ class _Accumulator:
     def statistics(self):
         """Only decisions that say something about taste (`fitting._seen`): a shopper whose
         client reports impressions is judged on those it reported or acted on; one that never
-        reports is judged on all it was shown, once it acted at all; the rest are dropped."""
+        reports is judged on all it was shown, once it acted at all; the rest are dropped.
+        Rows come out in shopper order, one array at a time (a copy each, the old one freed)."""
         from ..ml.context import ContextStatistics
 
-        count = self.count_all
-        count[self.impressed] = self.count_acted[self.impressed]
-        del self.count_acted
-        keep = np.flatnonzero(self.acted)
-        return ContextStatistics(
-            self.shoppers[keep],
-            _compact(count, keep),
-            _compact(self.reward, keep),
-            _compact(self.reward_sq, keep),
-        )
-
-
-def _compact(values: np.ndarray, keep: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """values[keep] for ascending `keep`, written over the front of `values` a chunk at a
-    time (a source row is never before its destination), so no second copy is made."""
-    for start in range(0, keep.size, chunk):
-        rows = keep[start : start + chunk]
-        values[start : start + rows.size] = values[rows]
-    return values[: keep.size]
+        keep = self.rows[self.acted[self.rows]]  # by shopper id
+        impressed = self.impressed[keep]
+        count = self.count_all[keep]
+        self.count_all = None
+        count[impressed] = self.count_acted[keep[impressed]]
+        self.count_acted = None
+        reward = self.reward[keep]
+        self.reward = None
+        reward_sq = self.reward_sq[keep]
+        self.reward_sq = None
+        return ContextStatistics(self.ids[self.acted[self.rows]], count, reward, reward_sq)
 
 
 def stream_statistics(arm_slugs: list[str], keys: list[str], *, since, shopper_ids=None):
     """ContextStatistics of the decisions since `since` (of `shopper_ids` only, if given),
     levels 0..K-1 the `keys`, K the pooled rest; arms by position in `arm_slugs`."""
-    decisions = _decisions(since, shopper_ids)
-    shoppers = np.fromiter(
-        decisions.order_by("shopper_id").values_list("shopper_id", flat=True).distinct(),
-        dtype=np.int64,
-    )
-    accumulator = _Accumulator(shoppers, len(keys) + 1, len(arm_slugs))
-    if shoppers.size:
-        if connection.vendor == "postgresql":
-            _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids)
-        else:
-            _orm_into(accumulator, decisions, arm_slugs, keys)
+    accumulator = _Accumulator(len(keys) + 1, len(arm_slugs))
+    if connection.vendor == "postgresql":
+        _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids)
+    else:
+        _orm_into(accumulator, _decisions(since, shopper_ids), arm_slugs, keys)
     return accumulator.statistics()
 
 
@@ -164,14 +219,14 @@ def _log_query(arm_slugs, keys, since, shopper_ids, id_range):
               || int4send(COALESCE(array_position(%(keys)s::text[],
                      COALESCE(d.context->>'category', '') || '|' ||
                      COALESCE(d.context->>'device', '')) - 1, %(pooled)s))
-              || float8send(date_part('epoch', d.created_at)), ''::bytea)
+              || timestamptz_send(d.created_at), ''::bytea)
           FROM {decision} d
           WHERE d.id >= b.lo AND d.id < b.hi AND d.created_at >= %(since)s {of_decisions}
         ), (
           SELECT string_agg(
               int8send(e.decision_id)
               || int4send(array_position(%(kinds)s::text[], e.kind::text) - 1)
-              || float8send(date_part('epoch', e.occurred_at))
+              || timestamptz_send(e.occurred_at)
               || float8send(COALESCE(e.value::float8, 'NaN'::float8)), ''::bytea)
           FROM {event} e
           WHERE {of_events} AND e.kind = ANY(%(kinds)s)
@@ -208,7 +263,8 @@ def _outcomes_of(decisions: np.ndarray, events: np.ndarray) -> tuple[np.ndarray,
         return reward, impressed
     at = np.minimum(np.searchsorted(ids, events["decision"]), ids.size - 1)
     valid = ids[at] == events["decision"]
-    valid &= events["occurred"] <= decisions["created"][order][at] + conf.REWARD_WINDOW
+    window = int(round(conf.REWARD_WINDOW * 1e6))
+    valid &= events["occurred"] <= decisions["created"][order][at] + window
     weights = np.array([*map(float, conf.REWARD_WEIGHTS.values()), 0.0])
     pairs, first = np.unique(at[valid] * len(kinds) + events["kind"][valid], return_inverse=True)
     row, kind = pairs // len(kinds), pairs % len(kinds)
@@ -234,37 +290,133 @@ def _value_factors(kinds, kind, values, pair_of_event) -> np.ndarray:
 
 
 def _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
-    """A server-side cursor, a bucket or two at a time: memory stays at a few buckets."""
+    """Server-side cursors, each read by a thread of its own while this one adds up the
+    buckets they hand over (psycopg waits for the server without the GIL): the database's
+    work and the client's overlap, and memory stays at a few buckets (the queue's bound).
+    A large log outside a transaction is split between LOG_READERS connections, one range
+    of buckets each; in a transaction only this connection sees what it wrote, so it reads
+    alone."""
     id_range = _decisions(since, shopper_ids).aggregate(first=Min("id"), last=Max("id"))
     if id_range["first"] is None:
         return
-    sql, params = _log_query(
-        arm_slugs, keys, since, shopper_ids, (id_range["first"], id_range["last"])
-    )
-    connection.ensure_connection()
-    # A named cursor lives in a transaction. Each bucket is small: JIT compiling and parallel
-    # workers cost more than they save (the JIT alone took seconds at 1M decisions).
-    with (
-        transaction.atomic(using=connection.alias),
-        connection.connection.cursor(name="stylerec_fit_log", binary=True) as cursor,
-    ):
-        cursor.connection.execute("SET LOCAL jit = off")
-        cursor.connection.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    first, last = id_range["first"] >> BUCKET_BITS, id_range["last"] >> BUCKET_BITS
+    readers = LOG_READERS if shopper_ids is None and not connection.in_atomic_block else 1
+    readers = max(1, min(readers, (last - first + 1) // _BUCKETS_PER_READER))
+    if readers == 1:
+        connection.ensure_connection()
+        ids = (id_range["first"], id_range["last"])
+        with (
+            transaction.atomic(using=connection.alias),
+            _log_cursor(connection.connection, arm_slugs, keys, since, shopper_ids, ids) as rows,
+        ):
+            _add_buckets(accumulator, _read_ahead([rows]))
+        return
+    bounds = np.linspace(first, last + 1, readers + 1).round().astype(int).tolist()
+    params = connection.get_connection_params()
+    sources = [
+        _log_rows_apart(
+            params, arm_slugs, keys, since, (lo << BUCKET_BITS, (hi - 1) << BUCKET_BITS)
+        )
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    _add_buckets(accumulator, _read_ahead(sources))
+
+
+def _add_buckets(accumulator, buckets) -> None:
+    for packed_decisions, packed_events in buckets:
+        if packed_decisions is None:  # a bucket with no decision in the window
+            continue
+        decisions = np.frombuffer(packed_decisions, dtype=_DECISION)
+        events = np.frombuffer(packed_events or b"", dtype=_EVENT)
+        reward, impressed = _outcomes_of(decisions, events)
+        accumulator.add(
+            decisions["shopper"].astype(np.int64),
+            decisions["arm"].astype(np.int64),
+            decisions["level"].astype(np.int64),
+            reward,
+            impressed,
+        )
+
+
+@contextmanager
+def _log_cursor(db, arm_slugs, keys, since, shopper_ids, id_range):
+    """A named cursor over the buckets of `_log_query` on the psycopg connection `db`, in the
+    transaction the caller opened (a named cursor lives in one). Each bucket is small: JIT
+    compiling and parallel workers cost more than they save (the JIT alone took seconds at
+    1M decisions)."""
+    sql, params = _log_query(arm_slugs, keys, since, shopper_ids, id_range)
+    with db.cursor(name="stylerec_fit_log", binary=True) as cursor:
+        db.execute("SET LOCAL jit = off")
+        db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cursor.itersize = 1
         cursor.execute(sql, params)
-        for packed_decisions, packed_events in cursor:
-            if packed_decisions is None:  # a bucket with no decision in the window
+        yield cursor
+
+
+def _log_rows_apart(connection_params, arm_slugs, keys, since, id_range):
+    """The buckets of an id range on a connection of its own, opened in the thread that reads
+    them and closed after (`_read_ahead` closes this generator)."""
+    import psycopg
+
+    with (
+        psycopg.connect(**connection_params) as db,
+        db.transaction(),
+        _log_cursor(db, arm_slugs, keys, since, None, id_range) as rows,
+    ):
+        yield from rows
+
+
+_END = object()
+
+
+def _read_ahead(sources, depth: int = _READ_AHEAD):
+    """The items of every iterable in `sources`, each iterated in a thread of its own, in no
+    set order across sources, at most `depth` ahead of the consumer; an error in any raised
+    here. The consumer must not use a connection a source reads meanwhile."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def handed(item) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
                 continue
-            decisions = np.frombuffer(packed_decisions, dtype=_DECISION)
-            events = np.frombuffer(packed_events or b"", dtype=_EVENT)
-            reward, impressed = _outcomes_of(decisions, events)
-            accumulator.add(
-                decisions["shopper"].astype(np.int64),
-                decisions["arm"].astype(np.int64),
-                decisions["level"].astype(np.int64),
-                reward,
-                impressed,
-            )
+        return False
+
+    def read(rows) -> None:
+        try:
+            for row in rows:
+                if not handed(row):
+                    return
+            handed(_END)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            handed(error)
+        finally:
+            if hasattr(rows, "close"):  # a generator: its connection and transaction end here
+                rows.close()
+
+    readers = [
+        threading.Thread(target=read, args=(rows,), name="stylerec-fit-log", daemon=True)
+        for rows in sources
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        running = len(readers)
+        while running:
+            item = ahead.get()
+            if item is _END:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
 
 
 def _orm_into(accumulator, decisions, arm_slugs, keys) -> None:

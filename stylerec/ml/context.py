@@ -2,7 +2,8 @@
 
 theta(shopper u, context c) = w_u + gamma_c + delta_uc, and reward = x_arm . theta + noise:
   w_u ~ N(mu, Sigma)       the shopper's taste across contexts (em.py's whole model)
-  gamma_c                  the crowd's offset in context c: a style that works on shoes
+  gamma_c                  the crowd's offset in context c: a style that works on shoes;
+                           a category's part plus a device class's (`offset_design`)
   delta_uc ~ N(0, Omega)   the shopper's own deviation there, shrunk to zero where their
                            decisions in c are few
 Empirical Bayes fits mu, Sigma, Omega, gamma and the noise scale by EM on per-(shopper,
@@ -15,6 +16,8 @@ and gets the context-free part when served. bench/fit.py --compare measures it a
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +34,7 @@ EM_SHOPPERS = 3_000
 # profiles stay small (bench/fit.py --from-db).
 MIN_ENTRY_DECISIONS = 8
 _CHUNK_SHOPPERS = 4_000  # shoppers per pass: each (cells, d, d) working array ~20 MB
+_FIT_THREADS = min(4, os.cpu_count() or 1)  # chunks fitted at once
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,39 @@ def _posterior(cells: _CellTable, hyper: _Hyper, served: np.ndarray | None = Non
     return _Posterior(mean, cov, deviation, theta_cov, inner, inner_scaled)
 
 
-def _em_step(cells: _CellTable, hyper: _Hyper) -> _Hyper:
+def offset_design(keys: tuple[str, ...] | list[str]) -> np.ndarray:
+    """(K + 1, F) 0/1: the factors each level's crowd offset adds up, a category's and a
+    device class's (`context_key`, "category|device"); the pooled level K has one of its own.
+    Hoodies on mobile then learn from hoodies on desktop and from mobile on every category,
+    instead of from their own decisions alone (bench/simulate.py --tastes category)."""
+    parts = [key.rsplit("|", 1) if "|" in key else [key, ""] for key in keys]
+    categories = sorted({category for category, _ in parts})
+    devices = sorted({device for _, device in parts})
+    design = np.zeros((len(keys) + 1, len(categories) + len(devices) + 1))
+    for level, (category, device) in enumerate(parts):
+        design[level, categories.index(category)] = 1.0
+        design[level, len(categories) + devices.index(device)] = 1.0
+    design[len(keys), -1] = 1.0
+    return design
+
+
+def _crowd_offsets(design, level_xtx, level_xty) -> np.ndarray:
+    """Least squares for gamma = design @ factors, (L, d), from each level's x'x and x'r left
+    over; a tiny ridge picks one of the equivalent splits (a category's and a device's parts
+    share a constant, which the re-centring below removes anyway)."""
+    n_levels, d = level_xty.shape
+    n_factors = design.shape[1]
+    # Block (f, g) of the normal equations: sum over levels with both factors of x'x.
+    normal = np.einsum("lf,lg,lij->figj", design, design, level_xtx).reshape(
+        n_factors * d, n_factors * d
+    )
+    target = np.einsum("lf,li->fi", design, level_xty).reshape(-1)
+    ridge = 1e-6 * max(np.trace(level_xtx.sum(axis=0)) / d, 1e-12)
+    factors = np.linalg.solve(normal + ridge * np.eye(n_factors * d), target)
+    return design @ factors.reshape(n_factors, d)
+
+
+def _em_step(cells: _CellTable, hyper: _Hyper, design: np.ndarray | None = None) -> _Hyper:
     post = _posterior(cells, hyper)
     d, n_levels = hyper.mean.size, len(hyper.offsets)
     mean = post.mean.mean(axis=0)
@@ -184,8 +220,11 @@ def _em_step(cells: _CellTable, hyper: _Hyper) -> _Hyper:
     level_xty = np.zeros((n_levels, d))
     np.add.at(level_xtx, cells.level, cells.xtx)
     np.add.at(level_xty, cells.level, left_over)
-    ridge = 1e-6 * max(np.trace(level_xtx.sum(axis=0)) / d, 1e-12) * np.eye(d)
-    offsets = np.linalg.solve(level_xtx + ridge, level_xty[:, :, None])[:, :, 0]
+    if design is None:  # one offset per level
+        ridge = 1e-6 * max(np.trace(level_xtx.sum(axis=0)) / d, 1e-12) * np.eye(d)
+        offsets = np.linalg.solve(level_xtx + ridge, level_xty[:, :, None])[:, :, 0]
+    else:
+        offsets = _crowd_offsets(design, level_xtx, level_xty)
     theta = theta + offsets[cells.level]
     residual = (
         cells.yty.sum()
@@ -278,8 +317,11 @@ def fit_context_preferences(
     em_shoppers: int = EM_SHOPPERS,
     min_entry_decisions: float = MIN_ENTRY_DECISIONS,
     seed: int = 0,
+    additive: bool = True,
 ) -> ContextFit:
-    """Full refit; `keys` name the modelled levels 0..K-1 of `stats` (level K is pooled)."""
+    """Full refit; `keys` name the modelled levels 0..K-1 of `stats` (level K is pooled).
+    The crowd's offsets add a category's and a device class's (`offset_design`); with
+    `additive=False` each level has its own."""
     features = np.asarray(arm_features, dtype=np.float64)
     keys = tuple(keys)
     if stats.n_levels != len(keys) + 1:
@@ -290,10 +332,11 @@ def fit_context_preferences(
     if active.size > em_shoppers:
         sample = np.sort(rng.choice(active, em_shoppers, replace=False))
     hyper, references, steps = _hyper_start(stats, sample, features)
+    design = offset_design(keys) if additive else None
     precision = 1.0 / reward_variance(references @ features.T)  # (L, A)
     cells = _cell_table(stats, sample, features, precision)
     for steps in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-        previous, hyper = hyper, _em_step(cells, hyper)
+        previous, hyper = hyper, _em_step(cells, hyper, design)
         if _change(hyper, previous) < tol:
             break
     return _final_fit(
@@ -339,22 +382,32 @@ def _final_fit(
     stats, active, features, precision, hyper, references, keys, steps, min_entry_decisions
 ) -> ContextFit:
     n_keys, d = len(keys), features.shape[1]
-    means, covs, entry_row, entry_level, entry_means, entry_covs = [], [], [], [], [], []
-    for start in range(0, active.size, _CHUNK_SHOPPERS):
+
+    def chunk(start: int) -> tuple[np.ndarray, ...]:
         rows = active[start : start + _CHUNK_SHOPPERS]
         cells = _cell_table(stats, rows, features, precision)
         # The pooled level is served the context-free part; so is a context where the shopper
         # has few decisions, whose deviation barely moves (those decisions count in w_u).
         served = (cells.level < n_keys) & (cells.weight >= min_entry_decisions)
         post = _posterior(cells, hyper, served)
-        means.append(post.mean.astype(np.float32))
-        covs.append((post.cov + hyper.context_cov).astype(np.float32))
         owner, level = cells.owner[served], cells.level[served]
         theta = post.mean[owner] + post.deviation + hyper.offsets[level]
-        entry_row.append(owner + start)
-        entry_level.append(level)
-        entry_means.append(theta.astype(np.float32))
-        entry_covs.append(post.theta_cov.astype(np.float32))
+        return (
+            post.mean.astype(np.float32),
+            (post.cov + hyper.context_cov).astype(np.float32),
+            owner + start,
+            level,
+            theta.astype(np.float32),
+            post.theta_cov.astype(np.float32),
+        )
+
+    # numpy's batched linear algebra lets go of the GIL: chunks fit side by side on the
+    # cores there are, a few in flight at a time, in order.
+    with ThreadPoolExecutor(max_workers=_FIT_THREADS) as pool:
+        parts = list(pool.map(chunk, range(0, active.size, _CHUNK_SHOPPERS)))
+    means, covs, entry_row, entry_level, entry_means, entry_covs = (
+        [part[i] for part in parts] for i in range(6)
+    )
 
     def joined(parts, shape, dtype=np.float32):
         return np.concatenate(parts) if parts else np.zeros(shape, dtype)

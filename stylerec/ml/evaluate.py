@@ -157,7 +157,7 @@ def evaluate_policies(
     greedy = replace(settings, policy="greedy", uniform_share=0.0)
     targets = {
         "current": decision_probabilities(
-            means, covs, arm_features, logs.candidate_mask, settings, rng
+            means, covs, arm_features, logs.candidate_mask, settings, rng, fit.population.cov
         ),
         "greedy": decision_probabilities(
             means, covs, arm_features, logs.candidate_mask, greedy, rng

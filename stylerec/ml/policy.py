@@ -16,6 +16,11 @@ import numpy as np
 from stylerec.ml.preferences import Preference, preference_in_context
 
 POLICIES = ("thompson", "softmax", "greedy", "uniform")
+# The uniform share shrinks as a shopper's posterior in a context narrows, down to this part
+# of it: uniform draws are what a new shopper needs and what offline evaluation needs kept
+# above zero, but an established shopper's cost more clicks than they teach (measured with
+# bench/simulate.py --tastes category --seeds).
+UNIFORM_FLOOR = 0.2
 # Bounds the (shoppers x products x draws x arms) working array of batch calls.
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -25,18 +30,22 @@ class ExplorationSettings:
     """How much to explore. `strength`: Thompson multiplies the posterior std by it (0 is
     greedy); softmax uses it as the temperature in reward units. `uniform_share` of the
     draws are uniformly random over the candidates, which keeps offline evaluation of any
-    policy unbiased."""
+    policy unbiased: all of it for a shopper the model knows nothing of, less as their
+    posterior narrows (`uniform_shares`), to `uniform_floor` of it (1: a fixed share)."""
 
     policy: str = "thompson"
     uniform_share: float = 0.05
     strength: float = 0.25
     draws: int = 256
+    uniform_floor: float = UNIFORM_FLOOR
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, not {self.policy!r}")
         if not 0.0 <= self.uniform_share <= 1.0:
             raise ValueError("uniform_share must be within [0, 1]")
+        if not 0.0 <= self.uniform_floor <= 1.0:
+            raise ValueError("uniform_floor must be within [0, 1]")
         if self.strength < 0 or (self.policy == "softmax" and self.strength == 0):
             raise ValueError("strength must be >= 0 (> 0 for softmax)")
         if self.draws < 1:
@@ -57,16 +66,25 @@ def choose(
     candidate_mask: np.ndarray,
     settings: ExplorationSettings,
     rng: np.random.Generator,
+    prior: Preference | None = None,
 ) -> Choice:
     """The request-path call: choose an arm for each product of one shopper's page.
 
     `arm_features` (A, d) is the cached arm table (row 0 the original, by convention),
     `candidate_mask` (P, A) bool marks, per product, the arms it may show (ready
-    renditions plus the original). Use the population `Preference` for unknown shoppers.
+    renditions plus the original). Use the population `Preference` for unknown shoppers;
+    `prior` (the population's, in the same context) lets the uniform share shrink with what
+    is known of this shopper (`uniform_shares`).
     """
     mask = np.asarray(candidate_mask, dtype=bool)
     probabilities = page_probabilities(
-        preference.mean[None], preference.cov[None], arm_features, mask[None], settings, rng
+        preference.mean[None],
+        preference.cov[None],
+        arm_features,
+        mask[None],
+        settings,
+        rng,
+        prior_cov=None if prior is None else prior.cov,
     )[0]
     return Choice(probabilities, sample_arms(probabilities, rng))
 
@@ -94,6 +112,7 @@ def choose_in_contexts(
             mask[rows],
             settings,
             rng,
+            prior=population,
         )
         probabilities[rows], chosen[rows] = choice.probabilities, choice.chosen
     return Choice(probabilities, chosen)
@@ -106,9 +125,11 @@ def page_probabilities(
     candidate_mask: np.ndarray,
     settings: ExplorationSettings,
     rng: np.random.Generator,
+    prior_cov: np.ndarray | None = None,
 ) -> np.ndarray:
     """Probabilities (G, P, A) for G shoppers' pages of P products: means (G, d), covs
-    (G, d, d), candidate_mask (G, P, A). Draws are shared within a page, as in `choose`."""
+    (G, d, d), candidate_mask (G, P, A). Draws are shared within a page, as in `choose`.
+    With `prior_cov` (d, d) the uniform share of each page follows `uniform_shares`."""
     mask = np.asarray(candidate_mask, dtype=bool)
     if not mask.any(axis=-1).all():
         raise ValueError("every product needs at least one candidate arm (the original)")
@@ -132,7 +153,27 @@ def page_probabilities(
         else:  # greedy, or Thompson with no exploration: ties share the mass
             policy = (scores == scores.max(axis=-1, keepdims=True)).astype(np.float64)
         policy /= policy.sum(axis=-1, keepdims=True)
-    return (1.0 - settings.uniform_share) * policy + settings.uniform_share * uniform
+    share = uniform_shares(covs, prior_cov, features, settings)[:, None, None]
+    return (1.0 - share) * policy + share * uniform
+
+
+def uniform_shares(
+    covs: np.ndarray, prior_cov: np.ndarray | None, arm_features: np.ndarray, settings
+) -> np.ndarray:
+    """Per shopper (G,): `uniform_share` x (floor + (1 - floor) r^2), r the
+    variance of the arms' expected rewards left in the posterior over that of the prior
+    (1 for a new shopper, towards 0 as their decisions pile up); without a prior, the share.
+    The square: r falls slowly (about 1 / (1 + n / n0) after n decisions), and measured,
+    the uniform draws of a half-known shopper cost more than they taught."""
+    share = np.full(len(covs), settings.uniform_share)
+    if prior_cov is None:
+        return share
+    features = np.asarray(arm_features, dtype=np.float64)
+    prior = np.einsum("ai,ij,aj->", features, np.asarray(prior_cov, np.float64), features)
+    left = np.einsum("ai,gij,aj->g", features, np.asarray(covs, np.float64), features)
+    ratio = np.clip(left / max(prior, 1e-12), 0.0, 1.0)
+    floor = settings.uniform_floor
+    return share * (floor + (1.0 - floor) * ratio**2)
 
 
 def decision_probabilities(
@@ -142,11 +183,14 @@ def decision_probabilities(
     candidate_mask: np.ndarray,
     settings: ExplorationSettings,
     rng: np.random.Generator,
+    prior_cov: np.ndarray | None = None,
 ) -> np.ndarray:
     """Probabilities (N, A) for N independent decisions, each with its own shopper's
     posterior (means (N, d), covs (N, d, d)): the target policy in offline evaluation."""
     mask = np.asarray(candidate_mask, dtype=bool)
-    return page_probabilities(means, covs, arm_features, mask[:, None, :], settings, rng)[:, 0]
+    return page_probabilities(
+        means, covs, arm_features, mask[:, None, :], settings, rng, prior_cov
+    )[:, 0]
 
 
 def sample_arms(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:

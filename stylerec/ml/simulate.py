@@ -251,16 +251,17 @@ def run_loop(
         flat_mask = mask.reshape(-1, n_arms)
         # Before the first fit the shop has no model: it explores uniformly, as the chooser does.
         policy = settings if round_index else replace(settings, policy="uniform")
+        prior = current.population.cov  # the uniform share shrinks as posteriors narrow
         if isinstance(shoppers, CategoryShoppers):
             context = rng.integers(0, shoppers.n_categories, shopper.size)
             means, covs = preferences_for(current, shopper, context)
             flat_probabilities = page_probabilities(
-                means, covs, features, flat_mask[:, None], policy, rng
+                means, covs, features, flat_mask[:, None], policy, rng, prior
             )[:, 0]
         else:
             context = None
             means, covs = current.preferences(shopper_ids)
-            probabilities = page_probabilities(means, covs, features, mask, policy, rng)
+            probabilities = page_probabilities(means, covs, features, mask, policy, rng, prior)
             flat_probabilities = probabilities.reshape(-1, n_arms)
         chosen = sample_arms(flat_probabilities, rng)
         world = shoppers if context is None else shoppers.in_category(context)

@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
+import psycopg
 import pytest
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from stylerec.models import Decision, Event, PreferenceModel, Shopper, ShopperPr
 from stylerec.serving import state
 from stylerec.serving.chooser import choose_images
 
-from .helpers import STYLE_SLUGS, add_category
+from .helpers import STYLE_SLUGS, add_category, make_shop
 
 pytestmark = pytest.mark.django_db
 ARMS = ["original", *STYLE_SLUGS]
@@ -47,6 +48,10 @@ def _decision(shopper, chosen, context, *kinds, late=False):
 
 @pytest.fixture
 def mixed_logs(shop):
+    return _mixed_logs()
+
+
+def _mixed_logs():
     """Beacon, no-JS and crawler shoppers; rewards in and out of the window; arms no longer
     known; contexts modelled, pooled and missing."""
     rng = random.Random(4)
@@ -87,8 +92,7 @@ def test_postgresql_and_orm_readers_add_up_the_same(mixed_logs):
     keys = mixed_logs
     via_copy = fit_logs.stream_statistics(ARMS, keys, since=_since())
     decisions = fit_logs._decisions(_since())
-    shoppers = np.array(sorted(set(decisions.values_list("shopper_id", flat=True))))
-    accumulator = fit_logs._Accumulator(shoppers, len(keys) + 1, len(ARMS))
+    accumulator = fit_logs._Accumulator(len(keys) + 1, len(ARMS))
     fit_logs._orm_into(accumulator, decisions, ARMS, keys)
     via_orm = accumulator.statistics()
     np.testing.assert_array_equal(via_copy.shoppers, via_orm.shoppers)
@@ -191,9 +195,104 @@ def test_valued_rewards_are_read_alike_by_every_reader(mixed_logs, settings):
     np.testing.assert_allclose(streamed.reward.sum(axis=1), reward)
 
     decisions = fit_logs._decisions(_since())
-    everyone = np.array(sorted(set(decisions.values_list("shopper_id", flat=True))))
-    accumulator = fit_logs._Accumulator(everyone, len(keys) + 1, len(ARMS))
+    accumulator = fit_logs._Accumulator(len(keys) + 1, len(ARMS))
     fit_logs._orm_into(accumulator, decisions, ARMS, keys)
     via_orm = accumulator.statistics()
     for name in ("count", "reward", "reward_sq"):
         np.testing.assert_allclose(getattr(streamed, name), getattr(via_orm, name))
+
+
+def test_a_failing_read_is_raised_to_the_fit_and_the_reader_stops():
+    def rows():
+        yield from range(3)
+        raise RuntimeError("connection lost")
+
+    read = []
+    with pytest.raises(RuntimeError, match="connection lost"):
+        for row in fit_logs._read_ahead([rows()], depth=1):
+            read.append(row)
+    assert read == [0, 1, 2]
+    # A consumer that stops early does not leave the reader blocked on a full queue.
+    endless = fit_logs._read_ahead([iter(range(10**9)), iter(range(10**9))], depth=1)
+    assert next(endless) == 0
+    endless.close()
+
+
+def test_busiest_contexts_from_a_sample_are_those_counted_in_full(shop, monkeypatch):
+    """On a large log the busiest contexts come from a sample of its pages: the same keys as
+    counting every decision, where the shares are clear."""
+    from django.db import connection
+
+    shopper = Shopper.objects.create()
+    # Contexts interleaved, as they arrive over a day: 6 hoodies, 3 drinks, 1 cap in ten.
+    categories = ["Hoodies"] * 6 + ["Drinks"] * 3 + ["Caps"]
+    Decision.objects.bulk_create(
+        Decision(
+            shopper=shopper, product_id="1", candidates=ARMS, probabilities=[0.25] * 4,
+            chosen="original", propensity=0.25, model_version="t", policy="uniform",
+            context={"category": categories[i % 10], "device": "desktop"},
+        )
+        for i in range(4000)
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Decision._meta.db_table}")
+    exact = fit_logs._context_counts(_since())
+    monkeypatch.setattr(fit_logs, "MIN_CONTEXT_DECISIONS", 300)
+    monkeypatch.setattr(fit_logs, "CONTEXT_SAMPLE", 1000)  # 1000 of 4000: a page sample
+    sampled = fit_logs._sampled_context_counts(_since())
+    assert sampled is not None and sum(sampled.values()) != sum(exact.values())
+    assert fit_logs.context_levels(since=_since()) == [
+        "Hoodies|desktop",
+        "Drinks|desktop",
+        "Caps|desktop",
+    ]
+    assert exact["Caps|desktop"] == 400
+    # A window holding too little of the table for a sample is counted in full.
+    assert fit_logs._sampled_context_counts(timezone.now() + timedelta(days=1)) is None
+    monkeypatch.setattr(fit_logs, "CONTEXT_SAMPLE", 10**6)
+    assert fit_logs._sampled_context_counts(_since()) is None  # too small a table to sample
+
+
+def test_a_full_fit_caches_no_more_profiles_than_the_cache_keeps(shop, settings):
+    """A cache that culls at MAX_ENTRIES would evict the fit's own entries (and list its
+    folder on every write): the latest shoppers are cached, as many as half of it holds."""
+    from django.core.cache import caches
+
+    from stylerec.conf import conf
+
+    settings.CACHES = {
+        **settings.CACHES,
+        conf.CACHE_ALIAS: {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 20},
+        },
+    }
+    people = [Shopper.objects.create() for _ in range(30)]
+    for shopper in people:
+        for index in range(4):
+            _decision(shopper, ARMS[index], {"category": "Cups"}, "impression", "click")
+    model = preference_fit_full()
+    cached = [pk for pk in (p.pk for p in people) if state.cached(state._preference_key(pk))]
+    assert len(cached) == 10 and set(cached) == {p.pk for p in people[-10:]}
+    assert ShopperProfile.objects.filter(model_version=model.version).count() == 30
+    assert caches[conf.CACHE_ALIAS]._max_entries == 20
+
+
+def test_a_large_log_read_by_two_connections_adds_up_as_read_by_one(transactional_db, monkeypatch):
+    """Outside a transaction the log is split between connections, a range of buckets each
+    (here buckets of four decision ids): the same statistics as one connection reading all."""
+    make_shop()
+    keys = _mixed_logs()
+    monkeypatch.setattr(fit_logs, "BUCKET_BITS", 2)
+    monkeypatch.setattr(fit_logs, "_BUCKETS_PER_READER", 1)
+    monkeypatch.setattr(fit_logs, "LOG_READERS", 1)
+    alone = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    monkeypatch.setattr(fit_logs, "LOG_READERS", 2)
+    opened = []
+    connect = psycopg.connect
+    monkeypatch.setattr(psycopg, "connect", lambda **kw: opened.append(1) or connect(**kw))
+    split = fit_logs.stream_statistics(ARMS, keys, since=_since())
+    assert len(opened) == 2
+    np.testing.assert_array_equal(split.shoppers, alone.shoppers)
+    for name in ("count", "reward", "reward_sq"):
+        np.testing.assert_allclose(getattr(split, name), getattr(alone, name))

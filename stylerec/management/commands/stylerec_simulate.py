@@ -87,6 +87,7 @@ class Command(BaseCommand):
                 f"{last_blind['expected'] / last_blind['oracle']:.3f} of the oracle, "
                 f"{last_blind['expected'] / last_blind['uniform']:.2f}x uniform"
             )
+            self.stdout.write(_late_rounds(figures, blind, page))
 
     def _play(
         self, click_probability, device_of, products, category_of, arms, page, rounds, seed,
@@ -156,3 +157,27 @@ class Command(BaseCommand):
             "oracle": oracle / impressions,
             "uniform": uniform / impressions,
         }
+
+
+LATE_ROUNDS = 5  # the summary pools the last rounds: one round of 100 shoppers is noisy
+
+
+def _late_rounds(figures: list[dict], blind: list[dict], page: int) -> str:
+    """One line for the last LATE_ROUNDS rounds pooled (bench/simulate.py --seeds reads it)."""
+    first = max(len(figures) - LATE_ROUNDS, 0)
+
+    def pooled(rows):
+        expected = sum(r["expected"] for r in rows[first:])
+        ratios = [r["expected"] / r["oracle"] for r in rows[first:]]
+        oracle = sum(r["oracle"] for r in rows[first:])
+        uniform = sum(r["uniform"] for r in rows[first:])
+        return expected / oracle, min(ratios), max(ratios), expected / uniform
+
+    ratio, low, high, over_uniform = pooled(figures)
+    blind_ratio, _, _, blind_uniform = pooled(blind)
+    return (
+        f"images {first * page + 1}-{len(figures) * page} per shopper "
+        f"(rounds {first + 1}-{len(figures)} pooled): in context {ratio:.3f} of the oracle "
+        f"({low:.2f}-{high:.2f} by round), {over_uniform:.2f}x uniform; "
+        f"context-blind {blind_ratio:.3f} of the oracle, {blind_uniform:.2f}x uniform"
+    )

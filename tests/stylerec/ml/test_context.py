@@ -7,6 +7,7 @@ from stylerec.ml.context import (
     ContextFit,
     ContextStatistics,
     fit_context_preferences,
+    offset_design,
     refit_context_shoppers,
 )
 from stylerec.ml.policy import ExplorationSettings, choose_in_contexts
@@ -208,3 +209,34 @@ def test_in_a_world_of_category_tastes_context_beats_the_blind_model():
     assert context.expected_ctr >= 0.9 * context.oracle_ctr
     assert context.expected_ctr >= 1.8 * context.uniform_ctr
     assert context.expected_ctr >= 1.1 * blind.expected_ctr
+
+
+def test_a_rare_context_learns_its_crowd_offset_from_its_category_and_its_device(arm_features):
+    """The crowd likes style 1 on hoodies and mobile shoppers add style 2 everywhere; hoodies
+    on mobile are rare. Their offset, a category's part plus a device's, comes out nearer the
+    truth than one learned from their own few decisions."""
+    rng = np.random.default_rng(7)
+    keys = ["Hoodies|desktop", "Drinks|desktop", "Drinks|mobile", "Hoodies|mobile"]
+    n_arms = len(arm_features)
+    truth = np.full((len(keys) + 1, n_arms), 0.05)
+    truth[[0, 3], 1] += 0.15  # hoodies: style 1
+    truth[[2, 3], 2] += 0.15  # mobile: style 2
+    shopper = np.repeat(np.arange(1500), 40)
+    level = rng.choice(len(keys) + 1, shopper.size, p=[0.4, 0.3, 0.25, 0.02, 0.03])
+    arm = rng.integers(0, n_arms, shopper.size)
+    reward = (rng.random(shopper.size) < truth[level, arm]).astype(float)
+    stats = ContextStatistics.from_decisions(
+        shopper, level, arm, reward, n_levels=len(keys) + 1, n_arms=n_arms
+    )
+
+    def error_in_rare(additive):
+        fit = fit_context_preferences(stats, arm_features, keys, additive=additive)
+        rare = preference_in_context(fit.population, fit.population, "Hoodies|mobile").mean
+        predicted = arm_features @ rare
+        return np.abs((predicted - predicted.mean()) - (truth[3] - truth[3].mean())).max()
+
+    additive, free = error_in_rare(True), error_in_rare(False)
+    assert additive < 0.03 and additive < 0.6 * free
+    design = offset_design(keys)
+    np.testing.assert_array_equal(design.sum(axis=1), [2, 2, 2, 2, 1])
+    np.testing.assert_array_equal(design[3], design[0] + design[2] - design[1])

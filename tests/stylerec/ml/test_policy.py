@@ -166,3 +166,33 @@ def test_invalid_settings_and_empty_candidates_are_refused(preference, space_and
             ExplorationSettings(),
             np.random.default_rng(9),
         )
+
+
+def test_the_uniform_share_shrinks_as_a_shopper_becomes_known(
+    preference, space_and_arms, page_mask
+):
+    """A shopper the model knows nothing of (posterior = prior) gets the whole uniform share;
+    one it knows well keeps the floor of it on every candidate, never zero."""
+    _, arms = space_and_arms
+    d = arms.shape[1]
+    prior = Preference(preference.mean, (0.01 * np.eye(d)).astype(np.float32))
+    settings = ExplorationSettings(policy="greedy", uniform_share=0.1)
+    shares = {}
+    for name, scale in (("new", 1.0), ("half", 0.5), ("known", 0.01)):
+        shopper = Preference(prior.mean, prior.cov * scale)
+        choice = choose(shopper, arms, page_mask, settings, np.random.default_rng(0), prior=prior)
+        candidates = page_mask.sum(axis=1)
+        # Greedy puts the rest on one arm: the smallest candidate probability is the share / n.
+        smallest = np.where(page_mask, choice.probabilities, np.inf).min(axis=1)
+        shares[name] = float(np.median((smallest * candidates)[candidates > 1]))
+    assert shares["new"] == pytest.approx(0.1)
+    assert shares["known"] == pytest.approx(0.1 * settings.uniform_floor, rel=0.01)
+    assert shares["known"] < shares["half"] < shares["new"]
+    fixed = choose(
+        Preference(prior.mean, prior.cov * 0.01), arms, page_mask,
+        ExplorationSettings(policy="greedy", uniform_share=0.1, uniform_floor=1.0),
+        np.random.default_rng(0), prior=prior,
+    )  # fmt: skip
+    assert np.where(page_mask, fixed.probabilities, np.inf).min() == pytest.approx(0.1 / 7)
+    with pytest.raises(ValueError):
+        ExplorationSettings(uniform_floor=1.5)
