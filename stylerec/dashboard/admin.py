@@ -38,7 +38,9 @@ class ExplorationForm(forms.Form):
         min_value=0,
         max_value=100,
         label="Uniform bucket (%)",
-        help_text="Share of images chosen at random; keeps offline evaluation honest (5%).",
+        help_text="Share of images chosen at random for a shopper the model does not know "
+        "(5%); it shrinks to a fifth of that as the model learns the shopper. Keeps offline "
+        "evaluation honest.",
     )
     exploration_strength = forms.FloatField(
         min_value=0,
