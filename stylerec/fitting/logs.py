@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
-import threading
 from collections import Counter
 from contextlib import contextmanager
 from datetime import timedelta
@@ -22,6 +20,7 @@ from django.db.models import Count, F, Max, Min
 from ..conf import conf
 from ..events import VALUED, reward_weight
 from ..models import Decision, Event
+from .read_ahead import read_ahead
 
 # Context levels a fit models: the busiest (category, device class) pairs with at least
 # this many decisions, at most this many; the rest share one pooled level.
@@ -309,7 +308,7 @@ def _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
             transaction.atomic(using=connection.alias),
             _log_cursor(connection.connection, arm_slugs, keys, since, shopper_ids, ids) as rows,
         ):
-            _add_buckets(accumulator, _read_ahead([rows]))
+            _add_buckets(accumulator, read_ahead([rows], _READ_AHEAD))
         return
     bounds = np.linspace(first, last + 1, readers + 1).round().astype(int).tolist()
     params = connection.get_connection_params()
@@ -319,7 +318,7 @@ def _postgresql_into(accumulator, arm_slugs, keys, since, shopper_ids) -> None:
         )
         for lo, hi in itertools.pairwise(bounds)
     ]
-    _add_buckets(accumulator, _read_ahead(sources))
+    _add_buckets(accumulator, read_ahead(sources, _READ_AHEAD))
 
 
 def _add_buckets(accumulator, buckets) -> None:
@@ -355,7 +354,7 @@ def _log_cursor(db, arm_slugs, keys, since, shopper_ids, id_range):
 
 def _log_rows_apart(connection_params, arm_slugs, keys, since, id_range):
     """The buckets of an id range on a connection of its own, opened in the thread that reads
-    them and closed after (`_read_ahead` closes this generator)."""
+    them and closed after (`read_ahead` closes this generator)."""
     import psycopg
 
     with (
@@ -364,59 +363,6 @@ def _log_rows_apart(connection_params, arm_slugs, keys, since, id_range):
         _log_cursor(db, arm_slugs, keys, since, None, id_range) as rows,
     ):
         yield from rows
-
-
-_END = object()
-
-
-def _read_ahead(sources, depth: int = _READ_AHEAD):
-    """The items of every iterable in `sources`, each iterated in a thread of its own, in no
-    set order across sources, at most `depth` ahead of the consumer; an error in any raised
-    here. The consumer must not use a connection a source reads meanwhile."""
-    ahead: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def handed(item) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read(rows) -> None:
-        try:
-            for row in rows:
-                if not handed(row):
-                    return
-            handed(_END)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            handed(error)
-        finally:
-            if hasattr(rows, "close"):  # a generator: its connection and transaction end here
-                rows.close()
-
-    readers = [
-        threading.Thread(target=read, args=(rows,), name="stylerec-fit-log", daemon=True)
-        for rows in sources
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        running = len(readers)
-        while running:
-            item = ahead.get()
-            if item is _END:
-                running -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        stop.set()
-        for reader in readers:
-            reader.join()
 
 
 def _orm_into(accumulator, decisions, arm_slugs, keys) -> None:

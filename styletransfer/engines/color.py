@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .colour_space import lab_to_srgb, srgb_to_lab
 from .engine import Engine, Progress
-from .images import Canvas, lab_to_srgb, srgb_to_lab, to_float, to_image
+from .images import Canvas, to_float, to_image
 from .params import RenderParams
 
 # Statistics come from a fixed-stride subsample: the look of a 4 MP photo is in 16k pixels.

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .color import painted_backdrop
+from .colour_space import keep_colours
 from .decoder import adain, autocast, load_decoder
 from .engine import Engine, Progress, is_out_of_memory
 from .errors import WeightsError
-from .images import Canvas, keep_colours
+from .images import Canvas
 from .onboarding import AdapterStore
 from .params import RenderParams
 from .vgg import check_device, load_vgg19, mean_std

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .colour_space import srgb_to_lab
 from .images import (
     estimate_product_mask,
     flatten_on,
     resize_longest,
-    srgb_to_lab,
     to_float,
 )
 

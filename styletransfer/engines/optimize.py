@@ -11,8 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .colour_space import keep_colours
 from .engine import Engine, Progress
-from .images import Canvas, keep_colours
+from .images import Canvas
 from .params import RenderParams
 from .vgg import VGG19, load_vgg19, mean_std
 

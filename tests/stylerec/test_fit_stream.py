@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from stylerec.fitting import Arms, load_logs, preference_fit_full, preference_update_recent
 from stylerec.fitting import logs as fit_logs
+from stylerec.fitting.read_ahead import read_ahead
 from stylerec.ml.preferences import ContextPopulation, ContextualPreference
 from stylerec.models import Decision, Event, PreferenceModel, Shopper, ShopperProfile
 from stylerec.serving import state
@@ -209,11 +210,11 @@ def test_a_failing_read_is_raised_to_the_fit_and_the_reader_stops():
 
     read = []
     with pytest.raises(RuntimeError, match="connection lost"):
-        for row in fit_logs._read_ahead([rows()], depth=1):
+        for row in read_ahead([rows()], depth=1):
             read.append(row)
     assert read == [0, 1, 2]
     # A consumer that stops early does not leave the reader blocked on a full queue.
-    endless = fit_logs._read_ahead([iter(range(10**9)), iter(range(10**9))], depth=1)
+    endless = read_ahead([iter(range(10**9)), iter(range(10**9))], depth=1)
     assert next(endless) == 0
     endless.close()
 

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from styletransfer.engines import RenderParams, get_engine, metrics
-from styletransfer.engines.images import open_image, srgb_to_lab
+from styletransfer.engines.colour_space import srgb_to_lab
+from styletransfer.engines.images import open_image
 from tests.helpers import DATA
 
 

@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from styletransfer.engines import OutOfMemory, RenderParams, WeightsError, cli, get_engine, metrics
+from styletransfer.engines.colour_space import srgb_to_lab
 from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
 from styletransfer.engines.feedforward import FeedForwardEngine
-from styletransfer.engines.images import open_image, resize_longest, srgb_to_lab, to_float
+from styletransfer.engines.images import open_image, resize_longest, to_float
 from tests.helpers import DATA, ROOT
 
 

@@ -10,13 +10,12 @@ import pytest
 from PIL import Image
 
 from styletransfer.engines import InputImageError
+from styletransfer.engines.colour_space import lab_to_srgb, srgb_to_lab
 from styletransfer.engines.images import (
     estimate_product_mask,
     fit_within,
-    lab_to_srgb,
     open_image,
     prepare_canvas,
-    srgb_to_lab,
 )
 from tests.helpers import DATA
 
