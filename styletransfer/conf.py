@@ -121,6 +121,11 @@ DEFAULTS: dict[str, Any] = {
     # every CATALOG_BATCH_INTERVAL seconds, so a big catalogue never floods the broker.
     "CATALOG_BATCH_SIZE": 100,
     "CATALOG_BATCH_INTERVAL": 2,
+    # Each sweep re-reads the photos of this many live products (the next ones after the last
+    # sweep's, round the catalogue) and compares their content hashes, so a photo changed
+    # where no signal is sent (a bulk update, a file replaced in storage) is rendered again.
+    # 0: only saves and deletes are seen.
+    "PHOTO_SWEEP_BATCH": 200,
     # Catalogue renders go to the render queue as messages of this many renditions of one
     # style (at most CATALOG_BATCH_SIZE); a worker renders one in passes as big as its device
     # holds, so on GPUs raise both to a few hundred (README, "Running at scale").

@@ -62,6 +62,47 @@ def source_images_sync(*, product) -> list[SourceImage]:
     return sources
 
 
+PHOTO_SWEEP_KEY = "styletransfer:photo-sweep-after"
+
+
+def photos_sweep() -> int:
+    """Hash the photos of the next PHOTO_SWEEP_BATCH live products again (after the pk where
+    the last sweep stopped, kept in the cache; from the start when it is gone) and render
+    what changed; returns how many products' photos had changed."""
+    batch_size = conf.PHOTO_SWEEP_BATCH
+    if not batch_size:
+        return 0
+    cache = invalidation.shown_cache()
+    try:
+        after = cache.get(PHOTO_SWEEP_KEY)
+    except Exception:  # a cache outage: start from the beginning
+        after = None
+    products = conf.live_products().order_by("pk")
+    if after is not None:
+        products = products.filter(pk__gt=after)
+    batch = list(products[:batch_size])
+    known = {
+        (source.object_id, source.position): (source.name, source.content_hash)
+        for source in SourceImage.objects.filter(
+            content_type=ContentType.objects.get_for_model(conf.product_model()),
+            object_id__in=[str(product.pk) for product in batch],
+        )
+    }
+    changed = 0
+    for product in batch:
+        before = {k: v for k, v in known.items() if k[0] == str(product.pk)}
+        after_sync = {
+            (source.object_id, source.position): (source.name, source.content_hash)
+            for source in source_images_sync(product=product)
+        }
+        changed += before != after_sync
+    try:
+        cache.set(PHOTO_SWEEP_KEY, batch[-1].pk if len(batch) == batch_size else None, None)
+    except Exception as exc:
+        logger.warning("Photo sweep position not kept: %s", exc)
+    return changed
+
+
 def source_images_of(products) -> dict:
     """Primary SourceImage per product pk; products never seen before are registered now."""
     found = selectors.source_images_for(products)

@@ -148,8 +148,10 @@ def onboard_style(style_id: int, device: str | None = None) -> str:
 
 @shared_task(name="styletransfer.sweep", queue=conf.DEFAULT_QUEUE)
 def sweep() -> dict:
-    """Periodic catch-up after a broker outage or a lost worker (scheduled by celery beat)."""
+    """Periodic catch-up after a broker outage, a lost worker or a photo changed unseen
+    (scheduled by celery beat)."""
     return {
         "requeued": services.renditions_requeue(),
         "styles_behind": services.styles_catch_up(),
+        "photos_changed": services.photos_sweep(),
     }
