@@ -120,7 +120,7 @@ else:
     # (renditions turning ready, new fits), and the demo runs them as separate processes.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "BACKEND": "storefront.file_cache.FileCache",
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
