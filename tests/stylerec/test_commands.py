@@ -30,7 +30,7 @@ def test_fit_without_style_embeddings_says_what_to_do(db):
 @pytest.mark.slow
 def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
     out = io.StringIO()
-    call_command("stylerec_simulate", shoppers=100, rounds=8, page=6, seed=1, stdout=out)
+    call_command("stylerec_simulate", shoppers=200, rounds=8, page=6, seed=1, stdout=out)
     print(out.getvalue())  # the per-round figures, for the CI log
     rows = [line.split() for line in out.getvalue().splitlines()[1:]]
     assert len(rows) == 8
@@ -45,7 +45,8 @@ def test_simulated_shoppers_learn_and_are_cleaned_up(shop):
         for r in (rows[0], rows[-1])
     )
     # Expected CTR (the click probability of what was shown) is far less noisy than clicks;
-    # the last three rounds together, as one round of 600 draws still wobbles by ±0.03.
+    # the last three rounds together, as one round still wobbles. 200 shoppers: with 100, which
+    # shoppers the early draws explored moved the figure 0.82-0.89 from run to run.
     expected = sum(float(r[3]) for r in rows[-3:]) / 3
     assert expected / last["oracle"] >= 0.85
     assert expected / last["uniform"] >= 1.3
