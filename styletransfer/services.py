@@ -81,21 +81,16 @@ def photos_sweep() -> int:
     if after is not None:
         products = products.filter(pk__gt=after)
     batch = list(products[:batch_size])
-    known = {
-        (source.object_id, source.position): (source.name, source.content_hash)
-        for source in SourceImage.objects.filter(
-            content_type=ContentType.objects.get_for_model(conf.product_model()),
-            object_id__in=[str(product.pk) for product in batch],
-        )
-    }
+    known: dict[str, set] = {str(product.pk): set() for product in batch}
+    for object_id, *image in SourceImage.objects.filter(
+        content_type=ContentType.objects.get_for_model(conf.product_model()),
+        object_id__in=list(known),
+    ).values_list("object_id", "position", "name", "content_hash"):
+        known[object_id].add(tuple(image))
     changed = 0
     for product in batch:
-        before = {k: v for k, v in known.items() if k[0] == str(product.pk)}
-        after_sync = {
-            (source.object_id, source.position): (source.name, source.content_hash)
-            for source in source_images_sync(product=product)
-        }
-        changed += before != after_sync
+        now = {(s.position, s.name, s.content_hash) for s in source_images_sync(product=product)}
+        changed += now != known[str(product.pk)]
     try:
         cache.set(PHOTO_SWEEP_KEY, batch[-1].pk if len(batch) == batch_size else None, None)
     except Exception as exc:

@@ -95,9 +95,8 @@ def personalized_image(
     wanted = _whole_number(width)
     if shown.srcset and (wanted or sizes):
         if wanted:
-            url = next((u for w, u in shown.srcset if w >= wanted), shown.srcset[-1][1])
-            if shown.width and url != shown.url:
-                chosen = next(w for w, u in shown.srcset if u == url)
+            chosen, url = next((e for e in shown.srcset if e[0] >= wanted), shown.srcset[-1])
+            if shown.width and chosen != shown.width:
                 size = (chosen, max(1, round(shown.height * chosen / shown.width)))
         responsive = format_html(
             ' srcset="{}" sizes="{}"',
