@@ -3,11 +3,15 @@
     .venv/bin/python bench/heldout.py --quick            # 3 paintings x 2 contents, 256 px
     .venv/bin/python bench/heldout.py --sizes 256 512    # all 13 held-out paintings
     .venv/bin/python bench/heldout.py --quick --onboard  # also after onboarding each painting
+    .venv/bin/python bench/heldout.py --quick --decoder /tmp/run.pt  # a candidate decoder too
+        [--baseline-cache DIR]   # reuse optimize outputs from an earlier run of the same pair
 
 `../shared/data/styles-eval/` is for measuring only: nothing here tunes a setting on it (an
 onboarding run is the engine's own fine-tune on the merchant's painting, as in production,
 with its defaults fixed beforehand on styles-train paintings). The optimize engine's output
-on the same pair, in the same process, is the baseline of every ratio.
+on the same pair, in the same process, is the baseline of every ratio (with --baseline-cache,
+from an earlier process on this machine: the optimize engine is deterministic on a CPU, and one
+of its renders takes minutes here, so comparing candidate decoders reuses it).
 
 Per pair: style loss (metrics.style_loss) of optimize and feedforward and their ratio
 (issue 15: mean <= 1.5, none > 2.5), relu4_1 content change (<= 0.6), the border frame
@@ -42,6 +46,7 @@ CONTENTS = [
     ("photo", "train/azure_ComputerVision_house.jpg"),
     ("cut-out", "products/saleor-dash-force-1.png"),
 ]
+SUFFIX = {"base": "", "onboarded": " +onb", "candidate": " (cand.)"}
 QUICK_PAINTINGS = ("klee_signs_in_yellow", "monet_rouen_cathedral", "vangogh_night_cafe")
 
 
@@ -56,6 +61,8 @@ def main() -> int:
     parser.add_argument("--onboard-steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--decoder", type=Path, help="also a candidate decoder file (+ .sha256)")
+    parser.add_argument("--baseline-cache", type=Path, help="folder of optimize outputs to reuse")
     args = parser.parse_args()
 
     import torch
@@ -72,6 +79,11 @@ def main() -> int:
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     optimize = get_engine("optimize", args.device)
     feedforward = get_engine("feedforward", args.device)
+    candidate = None
+    if args.decoder:
+        from styletransfer.engines.feedforward import FeedForwardEngine
+
+        candidate = FeedForwardEngine(args.device, weights=args.decoder)
     adapters = onboard_all(paintings, args) if args.onboard else {}
     rows = []
     header = (
@@ -85,20 +97,23 @@ def main() -> int:
             for kind, content_name in contents:
                 content = open_image(DATA / content_name)
                 params = RenderParams(engine="optimize", strength=args.strength, size=size)
-                slow = measure(optimize, content, painting, params)
+                slow = measure_baseline(optimize, content, painting, params, args.baseline_cache)
                 label = f"{Path(content_name).stem[:18]} x {painting_path.stem[:22]}"
                 variants = {"base": dataclasses.replace(params, engine="feedforward")}
                 if painting_path.stem in adapters:
                     variants["onboarded"] = dataclasses.replace(
                         variants["base"], adapter=adapters[painting_path.stem]
                     )
+                engines = {variant: feedforward for variant in variants}
+                if candidate is not None:
+                    variants["candidate"], engines["candidate"] = variants["base"], candidate
                 for variant, ff_params in variants.items():
-                    fast = measure(feedforward, content, painting, ff_params)
+                    fast = measure(engines[variant], content, painting, ff_params)
                     row = {"variant": variant, "size": size, "kind": kind, "slow": slow}
                     row |= {"fast": fast, "ratio": fast["style"] / slow["style"]}
                     rows.append(row)
                     print(
-                        f"{label + ('' if variant == 'base' else ' +onb'):<44} {size:>4} "
+                        f"{label + SUFFIX[variant]:<44} {size:>4} "
                         f"{slow['style']:9.3g} {fast['style']:9.3g} {row['ratio']:6.2f} "
                         f"{slow['content']:6.2f}/{fast['content']:<6.2f} "
                         f"{slow['frame']:5.2f}/{fast['frame']:<5.2f} "
@@ -114,7 +129,34 @@ def main() -> int:
 def measure(engine, content, painting, params: RenderParams) -> dict[str, float]:
     started = time.perf_counter()
     output = engine.render(content, painting, params)
-    seconds = time.perf_counter() - started
+    return figures_of(output, content, painting, time.perf_counter() - started)
+
+
+def measure_baseline(engine, content, painting, params: RenderParams, cache: Path | None):
+    """`measure` for the optimize engine, its output kept in (and taken from) `cache`."""
+    if cache is None:
+        return measure(engine, content, painting, params)
+    import hashlib
+
+    from PIL import Image
+
+    key = hashlib.sha256()
+    for image in (content, painting):
+        key.update(image.tobytes() + repr((image.size, image.mode)).encode())
+    key.update(repr((params, engine.name, getattr(engine, "version", ""))).encode())
+    path = cache / f"{key.hexdigest()[:24]}.png"
+    if not path.is_file():
+        started = time.perf_counter()
+        output = engine.render(content, painting, params)
+        cache.mkdir(parents=True, exist_ok=True)
+        output.save(path)
+        (path.with_suffix(".seconds")).write_text(f"{time.perf_counter() - started:.2f}")
+    output = Image.open(path)
+    output.load()
+    return figures_of(output, content, painting, float(path.with_suffix(".seconds").read_text()))
+
+
+def figures_of(output, content, painting, seconds: float) -> dict[str, float]:
     figures = metrics.evaluate(output, content, painting)
     return {
         "style": figures["style_loss_out"],

@@ -28,7 +28,8 @@ from . import images
 from .decoder import Decoder, autocast, load_decoder
 from .errors import WeightsError
 from .params import RenderParams
-from .training import STYLE_LAYERS, losses, random_crop
+from .training import LOGGED, STYLE_LAYERS, losses
+from .training_data import random_crop
 from .vgg import cache_dir, check_device, load_vgg19, mean_std
 
 FORMAT = 1
@@ -61,6 +62,10 @@ class OnboardConfig:
     style_weight: float = 3.0
     layer_weights: tuple[float, ...] = (1.0, 1.0, 2.0, 10.0)
     recon_weight: float = 1.0
+    # The photo's own decoding, in relu4_1 (training.TrainConfig.feature_recon_weight): a tune
+    # for style alone let it drift to a content change of 0.65, past the whole content budget
+    # (params.content_budget), so renders within the budget came out unstyled.
+    feature_recon_weight: float = 2.0
     scope: str = "all"
     seed: int = 0
     device: str = "cpu"
@@ -205,14 +210,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def content_images(folders: Sequence[Path] | None = None) -> list[Image.Image]:
     """Photos to tune on: the given files or folders, else the shipped samples."""
-    from .training import image_files
+    from .training_data import image_files
 
     files = image_files(list(folders) if folders else [SAMPLE_CONTENT])
     return [images.open_image(path) for path in files]
 
 
 def _pool(pictures: Sequence[Image.Image], shortest: int) -> list[torch.Tensor]:
-    """3 x H x W uint8 tensors (training.random_crop's input), short side at most `shortest`,
+    """3 x H x W uint8 tensors (training_data.random_crop's input), short side at most `shortest`,
     cut-outs on white as product mode sees them."""
     pool = []
     for picture in pictures:
@@ -287,14 +292,23 @@ def onboard(
             )
             for name in STYLE_LAYERS
         }
-        terms = losses(vgg, decoder, batch, stats, config.device, config.layer_weights)
+        terms = losses(
+            vgg,
+            decoder,
+            batch,
+            stats,
+            config.device,
+            config.layer_weights,
+            feature_recon=config.feature_recon_weight > 0,
+        )
         loss = terms["content"] + config.style_weight * terms["style"] + terms["range"]
         loss = loss + config.recon_weight * terms["recon"]
+        loss = loss + config.feature_recon_weight * terms["feature_recon"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
-        values = {name: terms[name].item() for name in ("content", "style", "recon")}
+        values = {name: terms[name].item() for name in LOGGED}
         history = {k: 0.9 * history.get(k, v) + 0.1 * v for k, v in values.items()}
         if progress is not None:
             progress(step, config.steps, history)

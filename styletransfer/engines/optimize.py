@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .colour_space import keep_colours
 from .engine import Engine, Progress
 from .images import Canvas
-from .params import RenderParams
+from .params import RenderParams, content_budget
 from .vgg import VGG19, load_vgg19, mean_std
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -28,15 +28,6 @@ SINGLE_LEVEL_MAX = 512
 def content_weight(strength: int) -> float:
     """Weight of the relative relu4_1 change against the (per-layer normalised) style loss."""
     return 0.04 * 10 ** (2.0 * (1 - strength / 100))
-
-
-def content_budget(strength: int) -> float:
-    """The relative relu4_1 change allowed before a steep penalty sets in (0.49 at 70).
-
-    The issue calls a product recognisable up to 0.6; the margin covers 8-bit rounding and
-    other implementations of the same measure.
-    """
-    return 0.75 * (strength / 100) ** 1.2
 
 
 BUDGET_PENALTY = 50.0

@@ -12,8 +12,9 @@ from PIL import Image
 from styletransfer.engines import OutOfMemory, RenderParams, WeightsError, cli, get_engine, metrics
 from styletransfer.engines.colour_space import srgb_to_lab
 from styletransfer.engines.decoder import SHIPPED_FILE, SHIPPED_SHA256, load_decoder
-from styletransfer.engines.feedforward import FeedForwardEngine
+from styletransfer.engines.feedforward import FeedForwardEngine, stop_position
 from styletransfer.engines.images import open_image, resize_longest, to_float
+from styletransfer.engines.params import content_budget
 from tests.helpers import DATA, ROOT
 
 
@@ -63,12 +64,46 @@ def test_it_stylises_the_whole_image(engine, mug, hoodie, starry) -> None:
 
 @pytest.mark.slow
 def test_compensating_the_decoder_lowers_the_style_loss(mug, starry, monkeypatch) -> None:
+    from styletransfer.engines import feedforward
+
     engine = FeedForwardEngine("cpu")
     engine.load()
+    monkeypatch.setattr(feedforward, "content_budget", lambda strength: float("inf"))
     compensated = engine.render(mug, starry, params(size=192))
-    monkeypatch.setattr(engine, "_compensate", lambda target, decoder: target)
+    monkeypatch.setattr(engine, "_compensate", lambda target, *_: target)
     plain = engine.render(mug, starry, params(size=192))
     assert metrics.style_loss(compensated, starry) < 0.9 * metrics.style_loss(plain, starry)
+
+
+@pytest.mark.slow
+def test_a_render_changes_the_photo_no_more_than_the_content_budget(
+    mug, hoodie, starry, monkeypatch
+) -> None:
+    """A cut-out's white backdrop painted in whole mode changed the product's relu4_1 features
+    by 1.1-1.8 (recognisable up to 0.6); the render now stops where the budget is reached,
+    single and batched alike, and the budget is what holds it there."""
+    engine = FeedForwardEngine("cpu")
+    engine.load()
+    budget = content_budget(70)
+    singles = [engine.render(image, starry, params(size=160)) for image in (hoodie, mug)]
+    batched = engine.render_batch([hoodie, mug], starry, params(size=160))
+    for image, single, in_batch in zip((hoodie, mug), singles, batched, strict=True):
+        assert metrics.content_loss(single, image) <= budget + 0.06
+        gap = np.abs(np.asarray(single, dtype=np.int16) - np.asarray(in_batch, dtype=np.int16))
+        assert gap.mean() < 1.0  # a batch's convolutions round a little differently
+    unbounded = engine._compensate
+    monkeypatch.setattr(engine, "_compensate", lambda t, d, c, b: unbounded(t, d, c, float("inf")))
+    free = engine.render(hoodie, starry, params(size=160))
+    assert metrics.content_loss(free, hoodie) > budget + 0.2
+
+
+def test_the_compensation_stops_where_the_measured_change_meets_the_budget() -> None:
+    import torch
+
+    assert float(stop_position(torch.tensor([0.3, 0.4, 0.5]), 0.6)) == 2  # all of it
+    assert float(stop_position(torch.tensor([0.3, 0.5, 0.7]), 0.6)) == pytest.approx(1.5)
+    assert float(stop_position(torch.tensor([0.3, 0.5, 0.7]), 0.4)) == pytest.approx(0.5)
+    assert float(stop_position(torch.tensor([0.8, 0.9, 1.0]), 0.6)) == 0  # towards the photo
 
 
 @pytest.mark.slow
