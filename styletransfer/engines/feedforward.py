@@ -227,46 +227,40 @@ class FeedForwardEngine(Engine):
         Each trial is also measured against the photo's own features: asking for more
         changes the photo more, and on a painting the decoder never saw, or a cut-out whose
         white backdrop gets painted, past the budget the optimize engine keeps to. So each
-        image stops where its measured (and, for the last step, extrapolated) change reaches
-        the budget; where even the plain target exceeds it, the target moves towards the
-        photo's features, by one more trial that measures how far.
+        image stops where its measured (for the last step, extrapolated) change reaches the
+        budget. An image the plain target already takes past it spends its later trials on a
+        target part of the way from the photo's features instead, and gets the share that
+        meets the budget (`_share_within`): no more decodes than without a budget.
         """
         wanted = mean_std(target)
         path, changes = [wanted], []
         mean, std = wanted
+        trial_target, over = target, None
         for _ in range(COMPENSATION_ROUNDS):
-            got = self._trial(adain(target, mean, std), decoder)
-            changes.append(relative_change(got, content))
+            got = self._trial(trial_target, decoder)
+            change = relative_change(got, content)
+            if over is None:  # the plain target: which images are past the budget already
+                over, plain_change = change > budget, change
+                share = (budget / change).clamp(0, 1)[:, None, None, None]
+            else:
+                share = _share_within(budget, share, change, plain_change, over)
+            changes.append(change)
             got_mean, got_std = mean_std(got)
             mean = (mean + wanted[0] - got_mean).clamp_min(0)
             std = std * (wanted[1] / got_std.clamp_min(1e-3)).clamp(0.5, 2.0)
             path.append((mean, std))
+            towards = torch.lerp(content, target, share)
+            trial_target = torch.where(over[:, None, None, None], towards, adain(target, mean, std))
         changes.append(2 * changes[-1] - changes[-2] if len(changes) > 1 else changes[-1])
         measured = torch.stack(changes, dim=1)  # N x (rounds + 1): the change at each point
         position = torch.stack([stop_position(row, budget) for row in measured])
         step = position.floor().long().clamp(max=COMPENSATION_ROUNDS - 1)
-        share = (position - step)[:, None]
+        fraction = (position - step)[:, None]
         means, stds = (torch.stack([point[i] for point in path], dim=1) for i in (0, 1))
         rows = torch.arange(len(target))
-        mean = torch.lerp(means[rows, step], means[rows, step + 1], share)
-        std = torch.lerp(stds[rows, step], stds[rows, step + 1], share)
-        compensated = adain(target, mean, std)
-        over = measured[:, 0] > budget
-        if over.any():  # towards the photo: change grows with the distance from its features
-            compensated[over] = self._towards(
-                target[over], content[over], decoder, budget, measured[over, 0]
-            )
-        return compensated
-
-    def _towards(self, target, content, decoder, budget: float, change: torch.Tensor):
-        """Targets between the photo's features and `target` (whose decode changes the photo
-        by `change`, over budget): a trial at budget / change of the way, and the share that
-        meets the budget by linear interpolation between the two measured points."""
-        guess = (budget / change).clamp(0, 1)[:, None, None, None]
-        tried = relative_change(self._trial(torch.lerp(content, target, guess), decoder), content)
-        guess, slope = guess.flatten(), (change - tried) / (1 - guess.flatten()).clamp_min(1e-6)
-        share = (guess + (budget - tried) / slope.clamp_min(1e-6)).clamp(0, 1)
-        return torch.lerp(content, target, share[:, None, None, None])
+        mean = torch.lerp(means[rows, step], means[rows, step + 1], fraction)
+        std = torch.lerp(stds[rows, step], stds[rows, step + 1], fraction)
+        return torch.where(over[:, None, None, None], towards, adain(target, mean, std))
 
     def _trial(self, target: torch.Tensor, decoder: torch.nn.Module) -> torch.Tensor:
         """relu4_1 features of what `target` decodes to."""
@@ -319,6 +313,15 @@ def relative_change(features: torch.Tensor, content: torch.Tensor) -> torch.Tens
     dims = tuple(range(1, content.dim()))
     gap = (features - content).square().sum(dim=dims)
     return gap / content.square().sum(dim=dims).clamp_min(1e-12)
+
+
+def _share_within(budget, share, change, plain_change, over) -> torch.Tensor:
+    """For images past the budget: the share of the way from the photo's features to the
+    plain target that meets it, linear between the two measured points (the trial at
+    `share`, which changed the photo by `change`, and the plain target at 1); 1 elsewhere."""
+    share, slope = share.flatten(), (plain_change - change) / (1 - share.flatten()).clamp_min(1e-6)
+    met = (share + (budget - change) / slope.clamp_min(1e-6)).clamp(0, 1)
+    return torch.where(over, met, torch.ones_like(met))[:, None, None, None]
 
 
 def stop_position(changes: torch.Tensor, budget: float) -> torch.Tensor:

@@ -255,25 +255,6 @@ def grid_energy(image: ImageLike, periods: tuple[int, ...] = (2, 4, 8)) -> float
     return float(max(shares))
 
 
-def seam_peak(image: ImageLike, *, reference: ImageLike | None = None) -> float:
-    """How far the strongest straight seam stands out: tiled renders meet at a line.
-
-    Per interior row and column, the mean absolute luminance step across it; the figure is
-    the largest step over the median step (rows and columns alike). A photo's own straight
-    edges (a wall, a shelf) raise it too, so with `reference` (the content at the same size)
-    its own peak is subtracted: what the render adds is left, about 0 where it adds none.
-    """
-
-    def peak(luma: np.ndarray) -> float:
-        steps = [np.abs(np.diff(luma, axis=axis)).mean(axis=1 - axis) for axis in (0, 1)]
-        return max(float(s.max() / (np.median(s) + 1e-6)) for s in steps)
-
-    luma = _luminance(image)
-    if reference is None:
-        return peak(luma)
-    return peak(luma) - peak(_luminance(_pixels(reference, luma.shape)))
-
-
 def fine_detail(image: ImageLike, *, sigma: float = 1.0) -> float:
     """Share of the luminance variance finer than a Gaussian of `sigma` px: what a render at
     half the size, scaled up, cannot carry."""

@@ -217,3 +217,25 @@ def test_the_cli_says_what_to_run_when_the_decoder_is_missing(tmp_path) -> None:
     result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == cli.EXIT_WEIGHTS
     assert "train-decoder" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_product_page_rendition_at_1000_px_is_one_pass_within_the_budget(
+    engine, starry, monkeypatch
+) -> None:
+    """No tiles, so no seams: every decode sees the whole 1000 px canvas (bench/product_page.py
+    measures its time and detail)."""
+    photo = open_image(DATA / "photo-houses.jpg")
+    decoded = []
+    decode = engine._decode
+
+    def recording(features, decoder):
+        out = decode(features, decoder)
+        decoded.append(tuple(out.shape[-2:]))
+        return out
+
+    monkeypatch.setattr(engine, "_decode", recording)
+    big = engine.render(photo, starry, params(size=1000))
+    assert big.size == (1000, 668)
+    assert decoded and all(shape == (672, 1000) for shape in decoded)  # padded to 8
+    assert metrics.content_loss(big, photo) <= content_budget(70) + 0.06

@@ -75,3 +75,9 @@ def test_evaluate_reports_the_issue_figures_for_product_mode() -> None:
     )
     # an RGBA -> RGB conversion blackens the backdrop: nothing gained, product edges damaged
     assert figures["backdrop_style_cut"] < 0.5
+
+
+def test_fine_detail_is_what_a_small_render_scaled_up_lacks() -> None:
+    photo = open_image(DATA / "photo-houses.jpg").resize((512, 384))
+    scaled_up = photo.resize((256, 192)).resize((512, 384), Image.Resampling.LANCZOS)
+    assert metrics.fine_detail(photo) > 1.5 * metrics.fine_detail(scaled_up)
