@@ -1,6 +1,7 @@
 """Benchmark of the feedforward engine: 512 px time, style loss against optimize, product ΔE2000.
 
     .venv/bin/python bench/feedforward.py [--threads 2] [--pairs 4] [--quality-size 256]
+        [--decoder candidate.pt]
 
 Everything runs in one process on one machine, so the figures and ratios are comparable.
 Targets (issue 7): 512 px in <= 1.0 s on the 2-core CPU; style loss <= 1.5x the optimize
@@ -52,6 +53,7 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=8, help="products for the ΔE figure")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--decoder", type=Path, help="a decoder file (+ .sha256) to measure")
     args = parser.parse_args()
 
     import torch
@@ -59,6 +61,11 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     engine = get_engine("feedforward", device)
+    if args.decoder:
+        from styletransfer.engines.feedforward import FeedForwardEngine
+
+        engine = FeedForwardEngine(device, weights=args.decoder)
+        engine.load()
     print(f"feedforward decoder {engine.version} on {device} ({args.threads} threads)")
     print(f"machine load average before the run: {os.getloadavg()[0]:.1f}")
     speed(engine, args)
