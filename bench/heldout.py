@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--contents", type=int, default=2, help="how many of CONTENTS")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256])
     parser.add_argument("--strength", type=int, default=70)
+    parser.add_argument("--recognisable", action="store_true", help="feedforward in the budget")
     parser.add_argument("--onboard", action="store_true", help="also after onboarding")
     parser.add_argument("--onboard-steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
@@ -99,7 +100,11 @@ def main() -> int:
                 params = RenderParams(engine="optimize", strength=args.strength, size=size)
                 slow = measure_baseline(optimize, content, painting, params, args.baseline_cache)
                 label = f"{Path(content_name).stem[:18]} x {painting_path.stem[:22]}"
-                variants = {"base": dataclasses.replace(params, engine="feedforward")}
+                variants = {
+                    "base": dataclasses.replace(
+                        params, engine="feedforward", recognisable=args.recognisable
+                    )
+                }
                 if painting_path.stem in adapters:
                     variants["onboarded"] = dataclasses.replace(
                         variants["base"], adapter=adapters[painting_path.stem]

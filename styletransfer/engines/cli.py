@@ -65,6 +65,11 @@ def add_render_command(commands: argparse._SubParsersAction) -> None:
     render.add_argument(
         "--preserve-colors", action="store_true", help="transfer luminance only (whole mode)"
     )
+    render.add_argument(
+        "--recognisable",
+        action="store_true",
+        help="feedforward: keep the photo within the content budget, as optimize does",
+    )
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--sharpen", type=float, default=0.0, help="0 to 1, light unsharp mask")
     render.add_argument("--denoise", type=float, default=0.0, help="0 to 1, light smoothing")
@@ -166,6 +171,7 @@ def run_render(args: argparse.Namespace) -> int:
             strength=args.strength,
             mode=args.mode,
             preserve_colors=args.preserve_colors,
+            recognisable=args.recognisable,
             size=args.size,
             steps=args.steps,
             seed=args.seed,

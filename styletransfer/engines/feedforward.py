@@ -189,7 +189,7 @@ class FeedForwardEngine(Engine):
             target = adain(content_features, style_mean, style_std)
             target = alpha * target + (1 - alpha) * content_features.float()
             if params.mode != "product":  # product mode's backdrop is the painting already
-                budget = content_budget(params.strength)
+                budget = content_budget(params.strength) if params.recognisable else float("inf")
                 target = self._compensate(target, decoder, content_features.float(), budget)
             detail = max(0.0, 1.0 - alpha / DETAIL_UNTIL)
             if detail > 0:

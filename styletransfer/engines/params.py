@@ -23,8 +23,8 @@ MAX_SIZE = 4096
 
 def content_budget(strength: int) -> float:
     """The relative relu4_1 change a render may make to the photo at this strength (0.49 at
-    70), kept by both neural engines: the optimize engine penalises steeply beyond it, the
-    feedforward engine stops its compensation (or its strength) short of it.
+    70): the optimize engine penalises steeply beyond it; the feedforward engine stops its
+    compensation (or its strength) short of it when asked (RenderParams.recognisable).
 
     The issue calls a product recognisable up to 0.6; the margin covers 8-bit rounding and
     other implementations of the same measure.
@@ -51,6 +51,9 @@ class RenderParams:
     # Widths (px) stored besides the render, which is made at `size` (the largest of them):
     # smaller ones are scaled down from it, so every width of a srcset shows the same strokes.
     widths: tuple[int, ...] = ()
+    # feedforward: keep the photo within content_budget(strength), as the optimize engine
+    # always does, at the cost of style where the decoder cannot reach it within the budget.
+    recognisable: bool = False
 
     # Parameters an engine ignores stay out of its canonical form, so changing them
     # does not invalidate renditions.
@@ -68,6 +71,8 @@ class RenderParams:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not isinstance(self.preserve_colors, bool):
             raise ValueError("preserve_colors must be true or false")
+        if not isinstance(self.recognisable, bool):
+            raise ValueError("recognisable must be true or false")
         _check_int("size", self.size, 16, MAX_SIZE)
         if self.steps is not None:
             _check_int("steps", self.steps, 1, 10_000)
@@ -98,6 +103,8 @@ class RenderParams:
             ignored = ignored | {"adapter"}
         if not self.widths:  # keys made before widths hold
             ignored = ignored | {"widths"}
+        if self.engine != "feedforward" or not self.recognisable:  # optimize always keeps it
+            ignored = ignored | {"recognisable"}
         values = {k: v for k, v in asdict(self).items() if k not in ignored}
         if "widths" in values:
             values["widths"] = list(values["widths"])
