@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -235,9 +236,16 @@ class FeedForwardEngine(Engine):
         wanted = mean_std(target)
         path, changes = [wanted], []
         mean, std = wanted
-        trial_target, over = target, None
+        trial_target, over = adain(target, mean, std), None  # renormalised, as ever
+        bounded = math.isfinite(budget)  # unbounded: the compensation alone, nothing measured
         for _ in range(COMPENSATION_ROUNDS):
             got = self._trial(trial_target, decoder)
+            got_mean, got_std = mean_std(got)
+            mean = (mean + wanted[0] - got_mean).clamp_min(0)
+            std = std * (wanted[1] / got_std.clamp_min(1e-3)).clamp(0.5, 2.0)
+            trial_target = adain(target, mean, std)
+            if not bounded:
+                continue
             change = relative_change(got, content)
             if over is None:  # the plain target: which images are past the budget already
                 over, plain_change = change > budget, change
@@ -245,12 +253,11 @@ class FeedForwardEngine(Engine):
             else:
                 share = _share_within(budget, share, change, plain_change, over)
             changes.append(change)
-            got_mean, got_std = mean_std(got)
-            mean = (mean + wanted[0] - got_mean).clamp_min(0)
-            std = std * (wanted[1] / got_std.clamp_min(1e-3)).clamp(0.5, 2.0)
             path.append((mean, std))
             towards = torch.lerp(content, target, share)
-            trial_target = torch.where(over[:, None, None, None], towards, adain(target, mean, std))
+            trial_target = torch.where(over[:, None, None, None], towards, trial_target)
+        if not bounded:
+            return trial_target
         changes.append(2 * changes[-1] - changes[-2] if len(changes) > 1 else changes[-1])
         measured = torch.stack(changes, dim=1)  # N x (rounds + 1): the change at each point
         position = torch.stack([stop_position(row, budget) for row in measured])
